@@ -1,0 +1,160 @@
+/*
+ * cl.h - streaming confident learning: per-class thresholds, the confident
+ * joint and an online suspect/clean decision per item.
+ *
+ * The statistics follow cleanlab 2.9.0 (Northcutt, Jiang, Chuang,
+ * "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR
+ * 2021); the streaming form (decayed sums, histogram quantile tests) is
+ * described in docs/streaming.md.  No I/O, no global state: everything
+ * lives in a struct cl_state, which the caller owns and which one thread at
+ * a time may use.
+ */
+#ifndef CFD_CORE_CL_H
+#define CFD_CORE_CL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Error codes: 0 is success, failures are negative.  The first seven are
+ * also the reasons a row is rejected (checked in this order). */
+enum cl_err {
+        CL_OK = 0,
+        CL_E_WIDTH = -1,       /* number of probabilities != K */
+        CL_E_LABEL_TYPE = -2,  /* label is not an integer */
+        CL_E_LABEL_RANGE = -3, /* label < 0 or label >= K */
+        CL_E_NONFINITE = -4,   /* a probability is NaN or infinite */
+        CL_E_RANGE = -5,       /* a probability < -EPS or > 1 + EPS */
+        CL_E_ROW_SUM = -6,     /* |sum - 1| > sum_tol (when sum_tol > 0) */
+        CL_E_PARAM = -10,      /* invalid parameter in struct cl_params */
+        CL_E_NOMEM = -11,      /* allocation failed */
+        CL_E_SNAPSHOT = -12,   /* snapshot bytes are malformed */
+        CL_E_VERSION = -13,    /* snapshot format version unknown */
+        CL_E_MISMATCH = -14,   /* states differ in K, bins or half-life */
+};
+
+/* Name of an error code ("CL_E_RANGE") and a short description. */
+const char *cl_err_name(int code);
+const char *cl_strerror(int code);
+
+/* Decision rule; names as cleanlab's filter_by values. */
+enum cl_filter {
+        CL_FILTER_PRUNE_BY_NOISE_RATE = 0,
+        CL_FILTER_PRUNE_BY_CLASS,
+        CL_FILTER_BOTH,
+        CL_FILTER_CONFIDENT_LEARNING,
+        CL_FILTER_PREDICTED_NEQ_GIVEN,
+        CL_FILTER_LOW_SELF_CONFIDENCE,
+        CL_FILTER_LOW_NORMALIZED_MARGIN,
+};
+
+/* "prune_by_noise_rate" etc.; NULL for an unknown value. */
+const char *cl_filter_name(enum cl_filter f);
+/* Parses a filter name.  Returns 0, or CL_E_PARAM for an unknown name. */
+int cl_filter_parse(const char *name, enum cl_filter *ret_filter);
+
+/* Tuning.  Fill with cl_params_init(), then change what you need. */
+struct cl_params {
+        unsigned k;                /* classes, >= 2 */
+        enum cl_filter filter;     /* default prune_by_noise_rate */
+        double half_life;          /* in items; 0 = no decay (default 0) */
+        unsigned bins;             /* histogram bins, >= 16 (default 256) */
+        double warmup_total;       /* effective items before any decision */
+        double warmup_class;       /* effective items of the item's class */
+        double min_examples;       /* cleanlab min_examples_per_class (1) */
+        double sum_tol;            /* row-sum tolerance, 0 = off (1e-3) */
+};
+
+/* Defaults for k classes: warmup_total = max(1000, 50 k), warmup_class 30. */
+void cl_params_init(struct cl_params *p, unsigned k);
+
+/* Checks a parameter set; returns 0 or CL_E_PARAM. */
+int cl_params_check(const struct cl_params *p);
+
+enum cl_tag {
+        CL_TAG_CLEAN = 0,
+        CL_TAG_SUSPECT,
+        CL_TAG_WARMUP, /* not yet enough data to decide; route as clean */
+};
+
+/* "clean", "suspect", "warmup". */
+const char *cl_tag_name(enum cl_tag tag);
+
+struct cl_verdict {
+        enum cl_tag tag;
+        unsigned given;     /* the item's label */
+        unsigned suggested; /* suspect: the class blamed; else the label */
+        double quality;     /* self-confidence p[given], in [0, 1] */
+        double threshold;   /* threshold of the given class after update */
+        bool borderline;    /* a finer histogram could flip the verdict */
+        char reason[40];    /* "pbnr 3->5", "pbc 3", "warmup", "argmax" */
+};
+
+struct cl_state;
+
+/*
+ * Allocates a state for the parameters (copied).  Returns 0 and sets
+ * *ret_state, or CL_E_PARAM / CL_E_NOMEM.  Free with cl_state_free().
+ */
+int cl_state_new(const struct cl_params *p, struct cl_state **ret_state);
+
+/* Frees the state; NULL does nothing. */
+void cl_state_free(struct cl_state *st);
+
+/* The parameters the state was made with. */
+const struct cl_params *cl_state_params(const struct cl_state *st);
+
+/*
+ * Validates one row without touching the state.  label is the given class,
+ * probs holds n values.  Returns 0 or the first failing CL_E_* of the
+ * table above; for probability errors *ret_index (if not NULL) is set to
+ * the index of the offending value (for CL_E_ROW_SUM and CL_E_WIDTH, n).
+ */
+int cl_check_row(const struct cl_state *st, long label, const double *probs,
+                 size_t n, size_t *ret_index);
+
+/*
+ * Validates the row, adds it to the statistics, and decides.  On a rejected
+ * row the state is unchanged and the CL_E_* code is returned (with the
+ * offending index in *ret_index when not NULL, as for cl_check_row()).
+ * On success returns 0 and fills *ret_verdict.  Allocates nothing.
+ */
+int cl_observe(struct cl_state *st, long label, const double *probs,
+               size_t n, struct cl_verdict *ret_verdict, size_t *ret_index);
+
+/* Number of items accepted so far (not decayed). */
+uint64_t cl_state_items(const struct cl_state *st);
+
+/* Current threshold of class k (T_MISSING = 2.0 for a class never seen). */
+double cl_state_threshold(const struct cl_state *st, unsigned k);
+
+/* Effective (decayed) number of items labelled k. */
+double cl_state_class_count(const struct cl_state *st, unsigned k);
+
+/* Effective (decayed) confident-joint cell: given i, likely-true j. */
+double cl_state_joint(const struct cl_state *st, unsigned i, unsigned j);
+
+/* Bytes the state occupies in memory, for metrics and tests. */
+size_t cl_state_memory(const struct cl_state *st);
+
+/*
+ * Serialises the state as msgpack into a new buffer.  Returns 0 and sets
+ * *ret_buf (free with free()) and *ret_len, or CL_E_NOMEM.
+ */
+int cl_state_snapshot(const struct cl_state *st, char **ret_buf,
+                      size_t *ret_len);
+
+/*
+ * Rebuilds a state from cl_state_snapshot() bytes.  Returns 0 and sets
+ * *ret_state, or CL_E_SNAPSHOT / CL_E_VERSION / CL_E_NOMEM.
+ */
+int cl_state_restore(const char *buf, size_t len, struct cl_state **ret_state);
+
+/*
+ * Adds src into dst, as if dst had also seen src's items (each state's
+ * newest items are taken as simultaneous).  Both must share K, bins and
+ * half-life: else CL_E_MISMATCH and dst is unchanged.
+ */
+int cl_state_merge(struct cl_state *dst, const struct cl_state *src);
+
+#endif /* CFD_CORE_CL_H */

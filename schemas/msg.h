@@ -1,0 +1,114 @@
+/*
+ * msg.h - the msgpack label message: decoding for the daemon, encoding for
+ * the replay and simulation tools.  See schemas/README.md for the format.
+ *
+ * No I/O and no global state.  A struct msg_decoder owns a msgpack zone
+ * that is reused from message to message, so decoding allocates nothing
+ * once the zone has grown to the largest message seen.
+ */
+#ifndef CFD_SCHEMAS_MSG_H
+#define CFD_SCHEMAS_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+enum msg_err {
+        MSG_OK = 0,
+        MSG_E_PARSE = -1,     /* not msgpack, truncated, or trailing bytes */
+        MSG_E_TYPE = -2,      /* top level not a map, or field of wrong type */
+        MSG_E_MISSING = -3,   /* a required field (id, label, pred_probs) */
+        MSG_E_DUPLICATE = -4, /* a key appears twice */
+        MSG_E_WIDTH = -5,     /* pred_probs has a length other than K */
+        MSG_E_LABEL = -6,     /* label name unknown, or integer out of int64 */
+        MSG_E_NOMEM = -7,
+        MSG_E_PARAM = -8,     /* invalid schema given to msg_decoder_new */
+};
+
+/* "MSG_E_PARSE" etc., and a short description. */
+const char *msg_err_name(int code);
+const char *msg_strerror(int code);
+
+/* What the decoder needs to know: K and, optionally, class names. */
+struct msg_schema {
+        unsigned k;                     /* number of classes, >= 2 */
+        const char *const *class_names; /* k names, or NULL: integers only */
+};
+
+/* Where a decode failed: field name ("pred_probs[3]", "label", "" for the
+ * whole message), byte offset when known, and a lower-case message. */
+struct msg_error {
+        int code;      /* MSG_E_* */
+        size_t offset; /* byte offset into the message, or len when unknown */
+        char field[48];
+        char msg[160];
+};
+
+enum msg_id_kind {
+        MSG_ID_INT = 0,
+        MSG_ID_STR,
+};
+
+/* A string borrowed from the message buffer: not NUL-terminated. */
+struct msg_str {
+        const char *ptr; /* NULL when absent */
+        size_t len;
+};
+
+/*
+ * One decoded label.  Strings point into the caller's message buffer and
+ * stay valid while it does; probs is caller storage of capacity K.
+ */
+struct msg_label {
+        enum msg_id_kind id_kind;
+        int64_t id_int;    /* MSG_ID_INT */
+        struct msg_str id; /* MSG_ID_STR */
+        int64_t label;     /* class index; a name is mapped through the schema */
+        double *probs;     /* K values, filled by the decoder */
+        struct msg_str annotator; /* optional */
+        struct msg_str model;     /* optional */
+        bool has_ts;
+        double ts; /* optional: any number, as sent */
+};
+
+struct msg_decoder;
+
+/* Copies the schema (names included).  Returns 0 and sets *ret, or
+ * MSG_E_PARAM / MSG_E_NOMEM. */
+int msg_decoder_new(const struct msg_schema *schema, struct msg_decoder **ret);
+void msg_decoder_free(struct msg_decoder *dec);
+
+/*
+ * Decodes one message of len bytes.  out->probs must point at K doubles.
+ * Returns 0, or a MSG_E_* code with *err filled (err may be NULL).  Keys
+ * other than id, label, pred_probs, annotator, model and ts are ignored
+ * here; they travel on untouched because the daemon forwards the original
+ * bytes.  Integer and float32 probabilities are widened to double; values
+ * are not range-checked here (that is core's cl_check_row()).
+ */
+int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
+               struct msg_label *out, struct msg_error *err);
+
+/*
+ * Encodes a label message into sbuf (appending).  id_str may be NULL to use
+ * id_int; annotator NULL to omit; use_float32 writes pred_probs as float32.
+ * Returns 0 or MSG_E_NOMEM.
+ */
+struct msg_encode_args {
+        const char *id_str;
+        int64_t id_int;
+        int64_t label;
+        const char *label_name; /* if not NULL, sent instead of label */
+        const double *probs;
+        unsigned k;
+        bool use_float32;
+        const char *annotator;
+        const char *model;
+        bool has_ts;
+        double ts;
+};
+int msg_encode_label(msgpack_sbuffer *sbuf, const struct msg_encode_args *a);
+
+#endif /* CFD_SCHEMAS_MSG_H */
