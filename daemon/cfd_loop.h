@@ -1,0 +1,64 @@
+/*
+ * cfd_loop.h - the consume, decide, produce, commit loop.
+ *
+ * Messages are taken from the input topic in batches (commit.max_items or
+ * commit.interval_ms, whichever comes first).  Each message is decoded,
+ * scored by core and produced, unchanged, to the clean, suspect or
+ * dead-letter topic with the verdict in headers.  When every output of
+ * the batch is acknowledged by the broker, the input offsets are
+ * committed: an item is never committed before its output is durable
+ * (at-least-once).  A failed delivery is retried, with back-off, before
+ * anything new is consumed, so memory stays bounded by one batch.
+ *
+ * All functions must be called from one thread.
+ */
+#ifndef CFD_DAEMON_CFD_LOOP_H
+#define CFD_DAEMON_CFD_LOOP_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "cl.h"
+
+struct cfd_loop_stats {
+        uint64_t consumed;    /* input messages taken */
+        uint64_t clean;       /* routed clean, warm-up excluded */
+        uint64_t warmup;      /* routed clean while warming up */
+        uint64_t suspect;
+        uint64_t dead_letter;
+        uint64_t delivery_retries;
+        uint64_t commits;
+        uint64_t commit_failures;
+};
+
+struct cfd_loop;
+
+/*
+ * Creates the consumer and the producer for bootstrap and subscribes to
+ * the input topic.  state is borrowed and must outlive the loop.  Returns
+ * 0 and sets *ret_loop, or -1 with errbuf filled.
+ */
+int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
+                 struct cl_state *state, struct cfd_loop **ret_loop,
+                 char *errbuf, size_t errsize);
+
+/*
+ * Runs until *stop becomes non-zero or a fatal client error occurs.  On
+ * return the current batch is finished: delivered and committed, or (when
+ * delivery was impossible before the shutdown grace period ended) left
+ * uncommitted so that it is consumed again after a restart.  Returns 0 on
+ * a requested stop with everything committed, -1 otherwise.
+ */
+int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop);
+
+/*
+ * Leaves the consumer group, flushes the producer and frees everything.
+ * NULL does nothing.
+ */
+void cfd_loop_free(struct cfd_loop *loop);
+
+const struct cfd_loop_stats *cfd_loop_stats(const struct cfd_loop *loop);
+
+#endif /* CFD_DAEMON_CFD_LOOP_H */
