@@ -24,10 +24,11 @@ enum msg_err {
         MSG_E_WIDTH = -5,     /* pred_probs has a length other than K */
         MSG_E_LABEL = -6,     /* label name unknown, or integer out of int64 */
         MSG_E_NOMEM = -7,
-        MSG_E_PARAM = -8,     /* invalid schema given to msg_decoder_new */
+        MSG_E_PARAM = -8,     /* invalid schema or encode arguments */
 };
 
-/* "MSG_E_PARSE" etc., and a short description. */
+/* Name of a code ("MSG_E_PARSE"; "MSG_E_UNKNOWN" for a code not listed)
+ * and a short lower-case description.  Both return static strings. */
 const char *msg_err_name(int code);
 const char *msg_strerror(int code);
 
@@ -75,33 +76,63 @@ struct msg_label {
 
 struct msg_decoder;
 
-/* Copies the schema (names included).  Returns 0 and sets *ret, or
- * MSG_E_PARAM / MSG_E_NOMEM. */
+/*
+ * Creates a decoder for messages of schema->k classes.  Copies the schema
+ * (names included) and builds a sorted index of the class names, so that
+ * msg_decode() maps a name without allocating.  Returns 0 and sets *ret,
+ * or MSG_E_PARAM (k < 2, a NULL, empty or repeated name) or MSG_E_NOMEM.
+ */
 int msg_decoder_new(const struct msg_schema *schema, struct msg_decoder **ret);
+
+/* Frees a decoder; NULL does nothing. */
 void msg_decoder_free(struct msg_decoder *dec);
 
 /*
  * Decodes one message of len bytes.  out->probs must point at K doubles.
- * Returns 0, or a MSG_E_* code with *err filled (err may be NULL).  Keys
- * other than id, label, pred_probs, annotator, model and ts are ignored
- * here; they travel on untouched because the daemon forwards the original
- * bytes.  Integer and float32 probabilities are widened to double; values
- * are not range-checked here (that is core's cl_check_row()).
+ * Returns 0, or a MSG_E_* code with *err filled (err may be NULL).
+ *
+ * On success every field of *out but probs (the pointer) is set; on failure
+ * *out keeps its fields except that out->probs[] may be partly written.
+ * Keys other than id, label, pred_probs, annotator, model and ts are ignored
+ * here, whatever their value (nested maps included); they travel on
+ * untouched because the daemon forwards the original bytes.  A repeated
+ * known key is MSG_E_DUPLICATE; a repeated ignored key is not detected.
+ * Integer and float32 probabilities are widened to double; values are not
+ * range-checked and NaN or infinity pass through (that is core's
+ * cl_check_row()), nor is the label compared with K.
+ *
+ * The decoder is not thread safe: use one per thread.  Nothing is
+ * allocated per message once the decoder's zone has grown to fit the
+ * largest message seen (sized in msg_decoder_new() for K and a few
+ * extras).
  */
 int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
                struct msg_label *out, struct msg_error *err);
 
 /*
- * Encodes a label message into sbuf (appending).  id_str may be NULL to use
- * id_int; annotator NULL to omit; use_float32 writes pred_probs as float32.
- * Returns 0 or MSG_E_NOMEM.
+ * Decodes only the id of a message: id_kind, id_int and id of *out are set
+ * on success, nothing else is read or written (out->probs may be NULL).
+ * Checks the message as msg_decode() does up to the top-level map (so
+ * MSG_E_PARSE, MSG_E_TYPE for a non-map or a non-string key), then
+ * MSG_E_TYPE, MSG_E_DUPLICATE or MSG_E_MISSING for id alone; the other
+ * fields are not looked at.  Used on output messages, whose bytes are the
+ * input message's.
+ */
+int msg_decode_id(struct msg_decoder *dec, const void *buf, size_t len,
+                  struct msg_label *out, struct msg_error *err);
+
+/*
+ * What msg_encode_label() writes.  id_str NULL sends id_int;
+ * label_name not NULL is sent instead of label; annotator and model NULL
+ * are omitted; ts is sent as a float64 when has_ts; use_float32 writes
+ * pred_probs as float32 (rounding each value to float).
  */
 struct msg_encode_args {
         const char *id_str;
         int64_t id_int;
         int64_t label;
         const char *label_name; /* if not NULL, sent instead of label */
-        const double *probs;
+        const double *probs;    /* k values */
         unsigned k;
         bool use_float32;
         const char *annotator;
@@ -109,6 +140,13 @@ struct msg_encode_args {
         bool has_ts;
         double ts;
 };
+
+/*
+ * Appends one label message to sbuf, keys in the order id, label,
+ * pred_probs, annotator, model, ts.  Returns 0, MSG_E_PARAM (sbuf, a or
+ * a->probs NULL, or k == 0) or MSG_E_NOMEM; on failure sbuf holds what it
+ * held before the call.
+ */
 int msg_encode_label(msgpack_sbuffer *sbuf, const struct msg_encode_args *a);
 
 #endif /* CFD_SCHEMAS_MSG_H */
