@@ -26,20 +26,25 @@ struct npy_array {
 };
 
 /*
- * Reads path into *ret.  Returns 0, or -1 with a message naming the file
- * and the problem (e.g. "x.npy: unsupported dtype '>f8'") in errbuf.
+ * Reads path into *ret (free with npy_array_free()).  Returns 0, or -1
+ * with a message naming the file and the problem in errbuf, with the byte
+ * offset for header errors ("x.npy: header at byte 20: unsupported dtype
+ * '>f8'").  The file must hold exactly the data the shape announces.
  */
 int npy_load(const char *path, struct npy_array *ret, char *errbuf,
              size_t errsize);
 
-/* Element (r, c) widened to double. */
+/* Element (r, c) widened to double; r < rows, c < cols (c = 0 for 1-D).
+ * int64 and uint64 values beyond 2^53 lose precision. */
 double npy_get(const struct npy_array *a, size_t r, size_t c);
 
+/* Frees a's data and zeroes its shape; NULL does nothing. */
 void npy_array_free(struct npy_array *a);
 
 /*
  * Writes a 2-D float64 array (rows x cols, C order) or, with cols == 0, a
- * 1-D array of rows values.  Returns 0 or -1 with errbuf filled.
+ * 1-D array of rows values, in format 1.0 as numpy.save() does.  Returns 0
+ * or -1 with errbuf filled; a partly written file is removed.
  */
 int npy_save_f8(const char *path, const double *data, size_t rows,
                 size_t cols, char *errbuf, size_t errsize);
