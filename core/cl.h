@@ -7,7 +7,8 @@
  * 2021); the streaming form (decayed sums, histogram quantile tests) is
  * described in docs/streaming.md.  No I/O, no global state: everything
  * lives in a struct cl_state, which the caller owns and which one thread at
- * a time may use.
+ * a time may use.  Functions taking a const state may run concurrently
+ * with each other, not with a function that changes the state.
  */
 #ifndef CFD_CORE_CL_H
 #define CFD_CORE_CL_H
@@ -16,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Error codes: 0 is success, failures are negative.  The first seven are
+/* Error codes: 0 is success, failures are negative.  The first six are
  * also the reasons a row is rejected (checked in this order). */
 enum cl_err {
         CL_OK = 0,
@@ -26,16 +27,31 @@ enum cl_err {
         CL_E_NONFINITE = -4,   /* a probability is NaN or infinite */
         CL_E_RANGE = -5,       /* a probability < -EPS or > 1 + EPS */
         CL_E_ROW_SUM = -6,     /* |sum - 1| > sum_tol (when sum_tol > 0) */
-        CL_E_PARAM = -10,      /* invalid parameter in struct cl_params */
+        CL_E_PARAM = -10,      /* invalid parameter or argument */
         CL_E_NOMEM = -11,      /* allocation failed */
         CL_E_SNAPSHOT = -12,   /* snapshot bytes are malformed */
         CL_E_VERSION = -13,    /* snapshot format version unknown */
-        CL_E_MISMATCH = -14,   /* states differ in K, bins or half-life */
+        CL_E_MISMATCH = -14,   /* states differ in K, bins, half-life, filter */
 };
 
-/* Name of an error code ("CL_E_RANGE") and a short description. */
+/* Name of an error code ("CL_E_RANGE") and a short description; both
+ * return a static string, "CL_E_UNKNOWN" / "unknown error" for other
+ * values. */
 const char *cl_err_name(int code);
 const char *cl_strerror(int code);
+
+/* Constants of cleanlab 2.9.0 (docs/streaming.md, section "Thresholds"). */
+#define CL_EPS 1e-6      /* threshold slack, final argmax filter, range */
+#define CL_T_FLOOR 2e-6  /* lower bound of every threshold */
+#define CL_T_MISSING 2.0 /* threshold of a class never seen */
+
+/* Limits checked by cl_params_check(). */
+#define CL_K_MAX 65536u
+#define CL_BINS_MIN 16u
+#define CL_BINS_MAX 65536u
+#define CL_HALF_LIFE_MAX 1e12
+/* Largest state cl_state_new() will allocate: 1 GiB. */
+#define CL_STATE_MAX_BYTES ((size_t)1 << 30)
 
 /* Decision rule; names as cleanlab's filter_by values. */
 enum cl_filter {
@@ -55,21 +71,43 @@ int cl_filter_parse(const char *name, enum cl_filter *ret_filter);
 
 /* Tuning.  Fill with cl_params_init(), then change what you need. */
 struct cl_params {
-        unsigned k;                /* classes, >= 2 */
+        unsigned k;                /* classes, 2 .. CL_K_MAX */
         enum cl_filter filter;     /* default prune_by_noise_rate */
         double half_life;          /* in items; 0 = no decay (default 0) */
-        unsigned bins;             /* histogram bins, >= 16 (default 256) */
+        unsigned bins;             /* histogram bins, 16 .. 65536 (256) */
         double warmup_total;       /* effective items before any decision */
         double warmup_class;       /* effective items of the item's class */
         double min_examples;       /* cleanlab min_examples_per_class (1) */
         double sum_tol;            /* row-sum tolerance, 0 = off (1e-3) */
+        bool low_final_filter;     /* low_* modes: apply the argmax filter
+                                    * too (default false, as cleanlab) */
 };
 
 /* Defaults for k classes: warmup_total = max(1000, 50 k), warmup_class 30. */
 void cl_params_init(struct cl_params *p, unsigned k);
 
-/* Checks a parameter set; returns 0 or CL_E_PARAM. */
+/*
+ * Checks a parameter set: ranges above, every double finite and >= 0,
+ * half_life 0 or in [1, CL_HALF_LIFE_MAX], warm-up reachable under decay
+ * (warmup_total below the steady-state effective total, about
+ * 1.44 * half_life), state no larger than CL_STATE_MAX_BYTES.
+ * Returns 0 or CL_E_PARAM.
+ */
 int cl_params_check(const struct cl_params *p);
+
+/*
+ * Bytes a state for these parameters would occupy (the histograms kept
+ * depend on the filter, see docs/streaming.md), or SIZE_MAX when that
+ * does not fit in a size_t.  Does not check the parameters otherwise.
+ */
+size_t cl_params_memory(const struct cl_params *p);
+
+/*
+ * For decoders that receive a label as a number: returns 0 and sets
+ * *ret_label when x is finite and integral, else CL_E_LABEL_TYPE (and
+ * *ret_label is untouched).  The range is checked by cl_check_row().
+ */
+int cl_label_from_double(double x, long *ret_label);
 
 enum cl_tag {
         CL_TAG_CLEAN = 0,
@@ -77,14 +115,14 @@ enum cl_tag {
         CL_TAG_WARMUP, /* not yet enough data to decide; route as clean */
 };
 
-/* "clean", "suspect", "warmup". */
+/* "clean", "suspect", "warmup"; NULL for an unknown value. */
 const char *cl_tag_name(enum cl_tag tag);
 
 struct cl_verdict {
         enum cl_tag tag;
         unsigned given;     /* the item's label */
         unsigned suggested; /* suspect: the class blamed; else the label */
-        double quality;     /* self-confidence p[given], in [0, 1] */
+        double quality;     /* self-confidence p[given] */
         double threshold;   /* threshold of the given class after update */
         bool borderline;    /* a finer histogram could flip the verdict */
         char reason[40];    /* "pbnr 3->5", "pbc 3", "warmup", "argmax" */
@@ -94,7 +132,8 @@ struct cl_state;
 
 /*
  * Allocates a state for the parameters (copied).  Returns 0 and sets
- * *ret_state, or CL_E_PARAM / CL_E_NOMEM.  Free with cl_state_free().
+ * *ret_state, or CL_E_PARAM (cl_params_check() failed) / CL_E_NOMEM.
+ * Free with cl_state_free().
  */
 int cl_state_new(const struct cl_params *p, struct cl_state **ret_state);
 
@@ -107,8 +146,11 @@ const struct cl_params *cl_state_params(const struct cl_state *st);
 /*
  * Validates one row without touching the state.  label is the given class,
  * probs holds n values.  Returns 0 or the first failing CL_E_* of the
- * table above; for probability errors *ret_index (if not NULL) is set to
- * the index of the offending value (for CL_E_ROW_SUM and CL_E_WIDTH, n).
+ * table above (CL_E_LABEL_TYPE is cl_label_from_double()'s); for
+ * probability errors *ret_index (if not NULL) is set to the index of the
+ * offending value (for CL_E_ROW_SUM and CL_E_WIDTH, n; for
+ * CL_E_LABEL_RANGE, 0).  NaN or infinity anywhere in the row is reported
+ * before any range error.
  */
 int cl_check_row(const struct cl_state *st, long label, const double *probs,
                  size_t n, size_t *ret_index);
@@ -117,7 +159,8 @@ int cl_check_row(const struct cl_state *st, long label, const double *probs,
  * Validates the row, adds it to the statistics, and decides.  On a rejected
  * row the state is unchanged and the CL_E_* code is returned (with the
  * offending index in *ret_index when not NULL, as for cl_check_row()).
- * On success returns 0 and fills *ret_verdict.  Allocates nothing.
+ * On success returns 0 and fills *ret_verdict (which may be NULL).
+ * Allocates nothing; O(K log B) time.
  */
 int cl_observe(struct cl_state *st, long label, const double *probs,
                size_t n, struct cl_verdict *ret_verdict, size_t *ret_index);
@@ -125,35 +168,66 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
 /* Number of items accepted so far (not decayed). */
 uint64_t cl_state_items(const struct cl_state *st);
 
-/* Current threshold of class k (T_MISSING = 2.0 for a class never seen). */
+/* Effective (decayed) number of items accepted: equals cl_state_items()
+ * without decay, tends to 1.44 * half_life with it. */
+double cl_state_total(const struct cl_state *st);
+
+/* Current threshold of class k (CL_T_MISSING for a class never seen or
+ * k >= K). */
 double cl_state_threshold(const struct cl_state *st, unsigned k);
 
-/* Effective (decayed) number of items labelled k. */
+/* Effective (decayed) number of items labelled k; 0 for k >= K. */
 double cl_state_class_count(const struct cl_state *st, unsigned k);
 
-/* Effective (decayed) confident-joint cell: given i, likely-true j. */
+/* Effective (decayed) confident-joint cell, given i, likely-true j, as
+ * counted (no diagonal fix-up, no calibration); 0 outside K x K. */
 double cl_state_joint(const struct cl_state *st, unsigned i, unsigned j);
+
+/* Histograms a state may keep (which ones depends on the filter). */
+enum cl_hist {
+        CL_HIST_SELF_CONF = 0, /* class i: p[i] of items labelled i */
+        CL_HIST_MARGIN,        /* cell (i, j): p[i] - p[j], items labelled i */
+        CL_HIST_LOW_SC,        /* all items: self-confidence */
+        CL_HIST_LOW_NM,        /* all items: normalized margin */
+};
+
+/*
+ * Copies the effective mass of each of the B bins of one histogram into
+ * ret_bins (caller storage of B doubles).  i and j select the class and
+ * cell where the histogram has them, else they are ignored.  Bin b covers
+ * [b / B, (b + 1) / B) for scores in [0, 1] and [2b / B - 1, 2(b + 1) / B
+ * - 1) for margins.  Returns 0, or CL_E_PARAM when the state does not keep
+ * that histogram or i, j are out of range (i == j for margins).
+ */
+int cl_state_hist(const struct cl_state *st, enum cl_hist h, unsigned i,
+                  unsigned j, double *ret_bins);
 
 /* Bytes the state occupies in memory, for metrics and tests. */
 size_t cl_state_memory(const struct cl_state *st);
 
 /*
- * Serialises the state as msgpack into a new buffer.  Returns 0 and sets
- * *ret_buf (free with free()) and *ret_len, or CL_E_NOMEM.
+ * Serialises the state as msgpack into a new buffer (format in
+ * docs/streaming.md).  Returns 0 and sets *ret_buf (free with free()) and
+ * *ret_len, or CL_E_NOMEM.
  */
 int cl_state_snapshot(const struct cl_state *st, char **ret_buf,
                       size_t *ret_len);
 
 /*
- * Rebuilds a state from cl_state_snapshot() bytes.  Returns 0 and sets
- * *ret_state, or CL_E_SNAPSHOT / CL_E_VERSION / CL_E_NOMEM.
+ * Rebuilds a state from cl_state_snapshot() bytes; the restored state
+ * decides exactly as the saved one did.  Every length, type and value is
+ * checked; nothing is sized from the bytes beyond what len allows.
+ * Returns 0 and sets *ret_state, or CL_E_VERSION (format version unknown),
+ * CL_E_SNAPSHOT (anything else malformed) or CL_E_NOMEM.
  */
 int cl_state_restore(const char *buf, size_t len, struct cl_state **ret_state);
 
 /*
  * Adds src into dst, as if dst had also seen src's items (each state's
- * newest items are taken as simultaneous).  Both must share K, bins and
- * half-life: else CL_E_MISMATCH and dst is unchanged.
+ * newest items are taken as simultaneous; the merged state restarts its
+ * decay clock).  Both must share K, bins, half-life and filter: else
+ * CL_E_MISMATCH and dst is unchanged.  dst keeps its own warm-up,
+ * min_examples and sum_tol.  src may be dst (doubles every weight).
  */
 int cl_state_merge(struct cl_state *dst, const struct cl_state *src);
 
