@@ -20,7 +20,7 @@
 #define CFG_FILE_MAX_BYTES (1024u * 1024u)
 #define CFG_CLASSES_MAX    65536u
 #define CFG_TOPIC_MAX      249u
-#define CFG_SHOW_MAX       40u /* bytes of a bad value quoted in a message */
+#define CFG_SHOW_MAX       32u /* bytes of a bad value quoted in a message */
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -118,6 +118,17 @@ static int fail_expect(struct cfg_error *err, const struct cfg_node *node,
                              describe(node, shown, sizeof(shown)));
 }
 
+/* "'key' must be a map, got <node>": always CFG_E_TYPE. */
+static int fail_not_map(struct cfg_error *err, const struct cfg_node *node,
+                        const char *key)
+{
+        char shown[CFG_SHOW_MAX + 8];
+
+        return cfg_error_set(err, CFG_E_TYPE, node->line, node->col,
+                             "'%s' must be a map, got %s", key,
+                             describe(node, shown, sizeof(shown)));
+}
+
 static int fail_nomem(struct cfg_error *err, const struct cfg_node *node)
 {
         return cfg_error_set(err, CFG_E_NOMEM, node->line, node->col,
@@ -197,7 +208,11 @@ static bool is_decimal(const char *s)
         return *s == '\0';
 }
 
-/* A finite decimal >= 0; strtod() alone would take "inf", "nan", hex. */
+/*
+ * A finite decimal >= 0; strtod() alone would take "inf", "nan" and hex.
+ * Overflow gives HUGE_VAL, refused as not finite; an underflow to 0 or a
+ * subnormal is kept, as it is the nearest double to what was written.
+ */
 static int get_nonneg(struct cfg_error *err, const struct cfg_node *node,
                       const char *key, double *ret)
 {
@@ -206,9 +221,8 @@ static int get_nonneg(struct cfg_error *err, const struct cfg_node *node,
 
         if (!is_value(node) || !is_decimal(node->text))
                 return fail_expect(err, node, key, expect);
-        errno = 0;
         v = strtod(node->text, NULL);
-        if (errno == ERANGE || !isfinite(v) || v < 0)
+        if (!isfinite(v) || v < 0)
                 return fail_expect(err, node, key, expect);
         *ret = v == 0 ? 0 : v; /* no -0 */
         return 0;
@@ -357,7 +371,7 @@ static int section_fields(struct cfg_error *err, const struct cfg_node *map,
                           struct field *fields, size_t n)
 {
         if (!is_map_or_null(map))
-                return fail_expect(err, map, where, "a map");
+                return fail_not_map(err, map, where);
         return map_fields(err, map, where, names, fields, n);
 }
 
@@ -495,7 +509,7 @@ static int load_props(struct cfg_error *err, const struct cfg_node *map,
         int rc;
 
         if (!is_map_or_null(map))
-                return fail_expect(err, map, where, "a map");
+                return fail_not_map(err, map, where);
         for (i = 0; i < n; i++) {
                 rc = check_key_scalar(err, map->kids[2 * i], where);
                 if (rc < 0)
