@@ -106,14 +106,19 @@ static const char *describe(const struct cfg_node *node, char *buf,
         return buf;
 }
 
-/* "'key' must be <expect>, got <node>"; a map or sequence is CFG_E_TYPE. */
+/* Where a scalar is wanted: a bad scalar is a value, a map is a type. */
+static int scalar_code(const struct cfg_node *node)
+{
+        return node->kind == CFG_NODE_SCALAR ? CFG_E_VALUE : CFG_E_TYPE;
+}
+
+/* "'key' must be <expect>, got <node>", for a key that takes a scalar. */
 static int fail_expect(struct cfg_error *err, const struct cfg_node *node,
                        const char *key, const char *expect)
 {
         char shown[CFG_SHOW_MAX + 8];
-        int code = node->kind == CFG_NODE_SCALAR ? CFG_E_VALUE : CFG_E_TYPE;
 
-        return cfg_error_set(err, code, node->line, node->col,
+        return cfg_error_set(err, scalar_code(node), node->line, node->col,
                              "'%s' must be %s, got %s", key, expect,
                              describe(node, shown, sizeof(shown)));
 }
@@ -473,13 +478,11 @@ static int check_prop(struct cfg_error *err, const struct cfg_node *key,
                                              key->text, where,
                                              owned_props[i].owner);
         if (!is_value(value))
-                return cfg_error_set(
-                        err,
-                        value->kind == CFG_NODE_SCALAR ? CFG_E_VALUE :
-                                                         CFG_E_TYPE,
-                        value->line, value->col,
-                        "'%s' in '%s' must be a scalar value, got %s",
-                        key->text, where, describe(value, shown, sizeof(shown)));
+                return cfg_error_set(err, scalar_code(value), value->line,
+                                     value->col,
+                                     "'%s' in '%s' must be a scalar value, got %s",
+                                     key->text, where,
+                                     describe(value, shown, sizeof(shown)));
         return 0;
 }
 
@@ -521,7 +524,8 @@ static int load_props(struct cfg_error *err, const struct cfg_node *map,
         if (dup)
                 return cfg_error_set(err, CFG_E_DUPLICATE, dup->line,
                                      dup->col, "duplicate key '%s'%s",
-                                     dup->text, in_where(where, in, sizeof(in)));
+                                     dup->text,
+                                     in_where(where, in, sizeof(in)));
         if (n == 0)
                 return 0;
 
@@ -561,7 +565,7 @@ static int default_topic(struct cfg_error *err, const struct cfg_node *input,
         if (len > CFG_TOPIC_MAX)
                 return cfg_error_set(err, CFG_E_VALUE, input->line,
                                      input->col,
-                                     "'input' is too long for the default '%s' topic, which would exceed %u characters",
+                                     "'input' is too long to derive the '%s' topic (max %u characters)",
                                      topic_keys[t], CFG_TOPIC_MAX);
         name = malloc(len + 1);
         if (!name)
@@ -569,6 +573,17 @@ static int default_topic(struct cfg_error *err, const struct cfg_node *input,
         snprintf(name, len + 1, "%s%s", input->text, topic_suffixes[t]);
         *ret = name;
         return 0;
+}
+
+/* Of two topic fields, the value written later; at least one was. */
+static const struct cfg_node *later_value(const struct field *a,
+                                          const struct field *b)
+{
+        if (!a->value)
+                return b->value;
+        if (!b->value)
+                return a->value;
+        return before(a->value, b->value) ? b->value : a->value;
 }
 
 /* Two roles on one topic would loop items or mix clean and suspect. */
@@ -583,15 +598,11 @@ static int check_topics_distinct(struct cfg_error *err,
                 for (i = 0; i < j; i++) {
                         if (strcmp(*names[i], *names[j]) != 0)
                                 continue;
-                        /* Point at the later one the user wrote. */
-                        at = f[j].value;
-                        if (!at || (f[i].value && before(at, f[i].value)))
-                                at = f[i].value;
+                        at = later_value(&f[i], &f[j]);
                         return cfg_error_set(err, CFG_E_VALUE, at->line,
-                                             at->col,
-                                             "'%s' and '%s' must name different topics, both are '%s'",
-                                             topic_keys[i], topic_keys[j],
-                                             *names[j]);
+                                at->col,
+                                "'%s' and '%s' must name different topics, both are '%s'",
+                                topic_keys[i], topic_keys[j], *names[j]);
                 }
         }
         return 0;
@@ -744,13 +755,11 @@ static int check_class_names(struct cfg_error *err,
         for (i = 0; i < seq->n_kids; i++) {
                 item = seq->kids[i];
                 if (!is_value(item) || item->len == 0)
-                        return cfg_error_set(
-                                err,
-                                item->kind == CFG_NODE_SCALAR ? CFG_E_VALUE :
-                                                                CFG_E_TYPE,
-                                item->line, item->col,
-                                "class names must be non-empty strings, got %s",
-                                describe(item, shown, sizeof(shown)));
+                        return cfg_error_set(err, scalar_code(item),
+                                             item->line, item->col,
+                                             "class names must be non-empty strings, got %s",
+                                             describe(item, shown,
+                                                      sizeof(shown)));
         }
         rc = find_repeat(err, seq, seq->kids, seq->n_kids, 1, &dup);
         if (rc < 0)

@@ -650,7 +650,8 @@ static void test_cfg_load_string_type_topics(void **state)
 {
         (void)state;
         load_bad("kafka: {bootstrap: b, topics: in}\nclasses: [a, b]\n",
-                 CFG_E_TYPE, BAD ":1:31: 'kafka.topics' must be a map, got 'in'");
+                 CFG_E_TYPE,
+                 BAD ":1:31: 'kafka.topics' must be a map, got 'in'");
 }
 
 static void test_cfg_load_string_type_topic_name(void **state)
@@ -1061,8 +1062,8 @@ static void test_cfg_load_string_default_topic_too_long(void **state)
                  "classes: [a, b]\n",
                  name);
         load_bad(text, CFG_E_VALUE,
-                 BAD ":1:39: 'input' is too long for the default "
-                     "'dead_letter' topic, which would exceed 249 characters");
+                 BAD ":1:39: 'input' is too long to derive the "
+                     "'dead_letter' topic (max 249 characters)");
 }
 
 static void test_cfg_load_string_topics_not_distinct(void **state)
