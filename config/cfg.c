@@ -78,32 +78,47 @@ void cfg_error_format(const struct cfg_error *err, char *buf, size_t size)
 }
 
 /*
- * Describes a node for "got ..." in messages: 'text' for a scalar, cut
- * to CFG_SHOW_MAX bytes on a UTF-8 boundary, control characters as '?'.
+ * Quotes text for a message: cut to CFG_SHOW_MAX bytes on a UTF-8
+ * boundary (then "..."), control characters shown as '?', so that a
+ * value can neither flood nor break a log line.  buf needs
+ * CFG_QUOTE_SIZE bytes.
  */
+#define CFG_QUOTE_SIZE (CFG_SHOW_MAX + 6)
+
+static const char *quote(const char *text, size_t len, char *buf,
+                         size_t size)
+{
+        size_t n = len, i;
+
+        if (n > CFG_SHOW_MAX) {
+                n = CFG_SHOW_MAX;
+                while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+                        n--;
+        }
+        snprintf(buf, size, "'%.*s%s'", (int)n, text, n < len ? "..." : "");
+        for (i = 1; buf[i]; i++)
+                if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+                        buf[i] = '?';
+        return buf;
+}
+
+static const char *quote_node(const struct cfg_node *node, char *buf,
+                              size_t size)
+{
+        return quote(node->text, node->len, buf, size);
+}
+
+/* A node for "got ...": a quoted scalar, "no value", "a map", ... */
 static const char *describe(const struct cfg_node *node, char *buf,
                             size_t size)
 {
-        size_t n, i;
-
         if (node->kind == CFG_NODE_MAP)
                 return "a map";
         if (node->kind == CFG_NODE_SEQ)
                 return "a sequence";
         if (cfg_yaml_is_null(node))
                 return "no value";
-        n = node->len;
-        if (n > CFG_SHOW_MAX) {
-                n = CFG_SHOW_MAX;
-                while (n > 0 && ((unsigned char)node->text[n] & 0xc0) == 0x80)
-                        n--;
-        }
-        snprintf(buf, size, "'%.*s%s'", (int)n, node->text,
-                 n < node->len ? "..." : "");
-        for (i = 1; buf[i]; i++)
-                if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
-                        buf[i] = '?';
-        return buf;
+        return quote_node(node, buf, size);
 }
 
 /* Where a scalar is wanted: a bad scalar is a value, a map is a type. */
@@ -116,7 +131,7 @@ static int scalar_code(const struct cfg_node *node)
 static int fail_expect(struct cfg_error *err, const struct cfg_node *node,
                        const char *key, const char *expect)
 {
-        char shown[CFG_SHOW_MAX + 8];
+        char shown[CFG_QUOTE_SIZE];
 
         return cfg_error_set(err, scalar_code(node), node->line, node->col,
                              "'%s' must be %s, got %s", key, expect,
@@ -127,7 +142,7 @@ static int fail_expect(struct cfg_error *err, const struct cfg_node *node,
 static int fail_not_map(struct cfg_error *err, const struct cfg_node *node,
                         const char *key)
 {
-        char shown[CFG_SHOW_MAX + 8];
+        char shown[CFG_QUOTE_SIZE];
 
         return cfg_error_set(err, CFG_E_TYPE, node->line, node->col,
                              "'%s' must be a map, got %s", key,
@@ -331,8 +346,8 @@ static int map_fields(struct cfg_error *err, const struct cfg_node *map,
                       const char *where, const char *const *names,
                       struct field *fields, size_t n)
 {
+        char in[64], shown[CFG_QUOTE_SIZE];
         const struct cfg_node *key;
-        char in[64];
         size_t p, i;
         int rc;
 
@@ -346,13 +361,14 @@ static int map_fields(struct cfg_error *err, const struct cfg_node *map,
                         ;
                 if (i == n)
                         return cfg_error_set(err, CFG_E_UNKNOWN, key->line,
-                                             key->col, "unknown key '%s'%s",
-                                             key->text,
+                                             key->col, "unknown key %s%s",
+                                             quote_node(key, shown,
+                                                        sizeof(shown)),
                                              in_where(where, in, sizeof(in)));
                 if (fields[i].key)
                         return cfg_error_set(err, CFG_E_DUPLICATE, key->line,
                                              key->col, "duplicate key '%s'%s",
-                                             key->text,
+                                             names[i],
                                              in_where(where, in, sizeof(in)));
                 fields[i].key = key;
                 fields[i].value = map->kids[2 * p + 1];
@@ -463,7 +479,7 @@ static const struct {
 static int check_prop(struct cfg_error *err, const struct cfg_node *key,
                       const struct cfg_node *value, const char *where)
 {
-        char shown[CFG_SHOW_MAX + 8];
+        char name[CFG_QUOTE_SIZE], shown[CFG_QUOTE_SIZE];
         size_t i;
 
         if (!is_value(key) || key->len == 0)
@@ -480,8 +496,9 @@ static int check_prop(struct cfg_error *err, const struct cfg_node *key,
         if (!is_value(value))
                 return cfg_error_set(err, scalar_code(value), value->line,
                                      value->col,
-                                     "'%s' in '%s' must be a scalar value, got %s",
-                                     key->text, where,
+                                     "%s in '%s' must be a scalar value, got %s",
+                                     quote_node(key, name, sizeof(name)),
+                                     where,
                                      describe(value, shown, sizeof(shown)));
         return 0;
 }
@@ -506,9 +523,9 @@ static int copy_prop(struct cfg_error *err, const struct cfg_node *key,
 static int load_props(struct cfg_error *err, const struct cfg_node *map,
                       const char *where, struct cfg_props *props)
 {
+        char in[64], shown[CFG_QUOTE_SIZE];
         const struct cfg_node *dup;
         size_t i, n = map_len(map);
-        char in[64];
         int rc;
 
         if (!is_map_or_null(map))
@@ -523,8 +540,8 @@ static int load_props(struct cfg_error *err, const struct cfg_node *map,
                 return rc;
         if (dup)
                 return cfg_error_set(err, CFG_E_DUPLICATE, dup->line,
-                                     dup->col, "duplicate key '%s'%s",
-                                     dup->text,
+                                     dup->col, "duplicate key %s%s",
+                                     quote_node(dup, shown, sizeof(shown)),
                                      in_where(where, in, sizeof(in)));
         if (n == 0)
                 return 0;
@@ -743,7 +760,7 @@ static int classes_from_count(struct cfg_error *err,
 static int check_class_names(struct cfg_error *err,
                              const struct cfg_node *seq)
 {
-        char shown[CFG_SHOW_MAX + 8];
+        char shown[CFG_QUOTE_SIZE];
         const struct cfg_node *item, *dup;
         size_t i;
         int rc;
@@ -766,8 +783,8 @@ static int check_class_names(struct cfg_error *err,
                 return rc;
         if (dup)
                 return cfg_error_set(err, CFG_E_DUPLICATE, dup->line,
-                                     dup->col, "duplicate class name '%s'",
-                                     dup->text);
+                                     dup->col, "duplicate class name %s",
+                                     quote_node(dup, shown, sizeof(shown)));
         return 0;
 }
 
@@ -918,7 +935,7 @@ static const char *const root_keys[R_N] = {"kafka", "classes", "filter",
 static int load_root(struct cfg_error *err, const struct cfg_node *root,
                      struct cfg *cfg)
 {
-        char shown[CFG_SHOW_MAX + 8];
+        char shown[CFG_QUOTE_SIZE];
         struct field f[R_N];
         int rc;
 
@@ -1022,40 +1039,52 @@ static int fail_errno(struct cfg_error *err, const char *what, int errnum)
         return cfg_error_set(err, CFG_E_IO, 0, 0, "%s: %s", what, reason);
 }
 
-/* Reads up to CFG_FILE_MAX_BYTES of fp into a malloc'd buffer. */
+/*
+ * Reads all of fp into a malloc'd buffer.  The buffer stops one byte past
+ * CFG_FILE_MAX_BYTES: filling that byte tells a larger file from one at
+ * the limit without reading the rest.
+ */
 static int read_all(FILE *fp, char **ret_text, size_t *ret_len,
                     struct cfg_error *err)
 {
-        size_t len = 0, cap = 4096, got;
+        size_t len = 0, cap = 0;
         char *text = NULL, *grown;
+        int rc;
 
         for (;;) {
-                grown = realloc(text, cap);
-                if (!grown) {
-                        free(text);
-                        return cfg_error_set(err, CFG_E_NOMEM, 0, 0,
-                                             "out of memory");
+                if (len == cap && cap > CFG_FILE_MAX_BYTES) {
+                        rc = cfg_error_set(err, CFG_E_IO, 0, 0,
+                                           "file is larger than %u bytes",
+                                           CFG_FILE_MAX_BYTES);
+                        goto out_free_text;
                 }
-                text = grown;
-                got = fread(text + len, 1, cap - len, fp);
-                len += got;
+                if (len == cap) {
+                        cap = cap ? 2 * cap : 4096;
+                        if (cap > CFG_FILE_MAX_BYTES)
+                                cap = CFG_FILE_MAX_BYTES + 1;
+                        grown = realloc(text, cap);
+                        if (!grown) {
+                                rc = cfg_error_set(err, CFG_E_NOMEM, 0, 0,
+                                                   "out of memory");
+                                goto out_free_text;
+                        }
+                        text = grown;
+                }
+                len += fread(text + len, 1, cap - len, fp);
                 if (len < cap)
                         break;
-                if (cap > CFG_FILE_MAX_BYTES) {
-                        free(text);
-                        return cfg_error_set(err, CFG_E_IO, 0, 0,
-                                             "file is larger than %u bytes",
-                                             CFG_FILE_MAX_BYTES);
-                }
-                cap *= 2;
         }
         if (ferror(fp)) {
-                free(text);
-                return fail_errno(err, "cannot read file", errno);
+                rc = fail_errno(err, "cannot read file", errno);
+                goto out_free_text;
         }
         *ret_text = text;
         *ret_len = len;
         return 0;
+
+out_free_text:
+        free(text);
+        return rc;
 }
 
 int cfg_load_file(const char *path, struct cfg **ret_cfg,

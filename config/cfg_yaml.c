@@ -297,8 +297,13 @@ static int load_node(struct builder *b, yaml_event_t *ev, unsigned depth,
         return 0;
 }
 
-/* Expects an event of type want and drops it; libyaml guarantees order. */
-static int skip_event(struct builder *b, yaml_event_type_t want)
+/*
+ * Reads the next event, which must be of type want, and drops it; else
+ * problem is the error.  Only a second document can break the order:
+ * libyaml itself emits stream and document events in sequence.
+ */
+static int expect_event(struct builder *b, yaml_event_type_t want,
+                        const char *problem)
 {
         yaml_event_t ev;
         int rc;
@@ -309,26 +314,7 @@ static int skip_event(struct builder *b, yaml_event_type_t want)
         if (ev.type != want)
                 rc = cfg_error_set(b->err, CFG_E_SYNTAX,
                                    mark_line(&ev.start_mark),
-                                   mark_col(&ev.start_mark),
-                                   "unexpected yaml event %d", ev.type);
-        yaml_event_delete(&ev);
-        return rc;
-}
-
-/* After the first document: anything but the end of the stream is wrong. */
-static int expect_stream_end(struct builder *b)
-{
-        yaml_event_t ev;
-        int rc;
-
-        rc = next_event(b, &ev);
-        if (rc < 0)
-                return rc;
-        if (ev.type != YAML_STREAM_END_EVENT)
-                rc = cfg_error_set(b->err, CFG_E_SYNTAX,
-                                   mark_line(&ev.start_mark),
-                                   mark_col(&ev.start_mark),
-                                   "more than one yaml document, expected one");
+                                   mark_col(&ev.start_mark), "%s", problem);
         yaml_event_delete(&ev);
         return rc;
 }
@@ -339,7 +325,8 @@ static int load_stream(struct builder *b, struct cfg_node **ret_root)
         yaml_event_t ev;
         int rc;
 
-        rc = skip_event(b, YAML_STREAM_START_EVENT);
+        rc = expect_event(b, YAML_STREAM_START_EVENT,
+                          "yaml stream does not start");
         if (rc < 0)
                 return rc;
         rc = next_event(b, &ev);
@@ -358,9 +345,11 @@ static int load_stream(struct builder *b, struct cfg_node **ret_root)
         rc = load_node(b, &ev, 0, &root);
         if (rc < 0)
                 return rc;
-        rc = skip_event(b, YAML_DOCUMENT_END_EVENT);
+        rc = expect_event(b, YAML_DOCUMENT_END_EVENT,
+                          "yaml document does not end");
         if (rc == 0)
-                rc = expect_stream_end(b);
+                rc = expect_event(b, YAML_STREAM_END_EVENT,
+                                  "more than one yaml document, expected one");
         if (rc < 0) {
                 cfg_yaml_free(root);
                 return rc;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -437,6 +438,53 @@ static void test_cfg_load_file_directory(void **state)
         load_file_bad(".", CFG_E_IO, ": cannot read file: Is a directory");
 }
 
+/*
+ * Writes HEAD padded with comment lines to size bytes into a new file in
+ * the working directory (CTest runs tests in the build tree).
+ */
+static void write_padded(char *path, size_t size)
+{
+        static const char line[] = "# padding\n";
+        size_t left = size - strlen(HEAD);
+        FILE *fp;
+        int fd;
+
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        fp = fdopen(fd, "wb");
+        assert_non_null(fp);
+        fputs(HEAD, fp);
+        for (; left >= sizeof(line) - 1; left -= sizeof(line) - 1)
+                fputs(line, fp);
+        for (; left > 0; left--)
+                fputc('#', fp);
+        assert_int_equal(fclose(fp), 0);
+}
+
+static void test_cfg_load_file_size_limit(void **state)
+{
+        char path[] = "cfg_large_XXXXXX";
+        struct cfg_error err;
+        struct cfg *cfg = NULL;
+        char expect[256];
+        int rc;
+
+        (void)state;
+        write_padded(path, 1024 * 1024);
+        cfg = load_file_ok(path);
+        cfg_free(cfg);
+        cfg = NULL;
+        assert_int_equal(unlink(path), 0);
+
+        strcpy(path, "cfg_large_XXXXXX");
+        write_padded(path, 1024 * 1024 + 1);
+        rc = cfg_load_file(path, &cfg, &err);
+        assert_int_equal(unlink(path), 0);
+        snprintf(expect, sizeof(expect), "%s: file is larger than 1048576 bytes",
+                 path);
+        check_error(rc, &err, cfg, CFG_E_IO, expect);
+}
+
 static void test_cfg_load_file_empty(void **state)
 {
         (void)state;
@@ -564,6 +612,16 @@ static void test_cfg_load_string_unknown_key_top(void **state)
         (void)state;
         load_bad(HEAD "treshold: 1\n", CFG_E_UNKNOWN,
                  BAD ":3:1: unknown key 'treshold'");
+}
+
+static void test_cfg_load_string_unknown_key_quoted_safely(void **state)
+{
+        (void)state;
+        load_bad(HEAD "\"a\\nb\": 1\n", CFG_E_UNKNOWN,
+                 BAD ":3:1: unknown key 'a?b'");
+        load_bad(HEAD "abcdefghijklmnopqrstuvwxyz0123456789: 1\n",
+                 CFG_E_UNKNOWN,
+                 BAD ":3:1: unknown key 'abcdefghijklmnopqrstuvwxyz012345...'");
 }
 
 static void test_cfg_load_string_unknown_key_kafka(void **state)
@@ -1239,6 +1297,7 @@ int main(void)
                 cmocka_unit_test(test_cfg_err_name_every_code),
                 cmocka_unit_test(test_cfg_load_file_not_found),
                 cmocka_unit_test(test_cfg_load_file_directory),
+                cmocka_unit_test(test_cfg_load_file_size_limit),
                 cmocka_unit_test(test_cfg_load_file_empty),
                 cmocka_unit_test(test_cfg_load_file_comments_only),
                 cmocka_unit_test(test_cfg_load_file_syntax_error),
@@ -1255,6 +1314,8 @@ int main(void)
                 cmocka_unit_test(test_cfg_load_string_deep_nesting),
                 cmocka_unit_test(test_cfg_load_string_nul_in_scalar),
                 cmocka_unit_test(test_cfg_load_string_unknown_key_top),
+                cmocka_unit_test(
+                        test_cfg_load_string_unknown_key_quoted_safely),
                 cmocka_unit_test(test_cfg_load_string_unknown_key_kafka),
                 cmocka_unit_test(test_cfg_load_string_unknown_key_topics),
                 cmocka_unit_test(test_cfg_load_string_unknown_key_filter),
