@@ -137,8 +137,12 @@ void cl_params_init(struct cl_params *p, unsigned k)
 static void hist_lengths(const struct cl_params *p, uint64_t *ret_sc,
                          uint64_t *ret_mg, uint64_t *ret_low)
 {
-        uint64_t k = p->k, b = p->bins;
+        struct cl_hist_shape sh;
+        uint64_t k = p->k, h;
         bool sc = false, mg = false, low = false;
+
+        cl_hist_shape_init(&sh, p->bins);
+        h = sh.nodes;
 
         switch (p->filter) {
         case CL_FILTER_PRUNE_BY_NOISE_RATE:
@@ -158,9 +162,9 @@ static void hist_lengths(const struct cl_params *p, uint64_t *ret_sc,
         case CL_FILTER_PREDICTED_NEQ_GIVEN:
                 break;
         }
-        *ret_sc = sc ? k * b : 0;
-        *ret_mg = mg && k > 0 ? k * (k - 1) * b : 0;
-        *ret_low = low ? b : 0;
+        *ret_sc = sc ? k * h : 0;
+        *ret_mg = mg && k > 0 ? k * (k - 1) * h : 0;
+        *ret_low = low ? h : 0;
 }
 
 /* Doubles in the state block; in 64 bits, as K^2 B may pass 2^32. */
@@ -178,7 +182,7 @@ size_t cl_params_memory(const struct cl_params *p)
         uint64_t n;
 
         /* K and bins beyond their limits could overflow 64 bits. */
-        if (p->k > CL_K_MAX || p->bins > CL_BINS_MAX)
+        if (p->k > CL_K_MAX || p->bins < 1 || p->bins > CL_BINS_MAX)
                 return SIZE_MAX;
         n = block_doubles(p);
         if (n > (SIZE_MAX - sizeof(struct cl_state)) / sizeof(double))
@@ -298,6 +302,7 @@ int cl_state_new(const struct cl_params *p, struct cl_state **ret_state)
         st->w = 1.0;
         st->growth = p->half_life > 0.0 ? exp2(1.0 / p->half_life) : 1.0;
         st->half_bins = p->bins / 2.0;
+        cl_hist_shape_init(&st->shape, p->bins);
         cl_state_refresh(st);
         *ret_state = st;
         return 0;
@@ -348,15 +353,14 @@ static const double *hist_tree(const struct cl_state *st, enum cl_hist h,
                                unsigned i, unsigned j)
 {
         unsigned k = st->p.k;
-        size_t b = st->p.bins;
 
         switch (h) {
         case CL_HIST_SELF_CONF:
-                return st->h_sc && i < k ? st->h_sc + i * b : NULL;
+                return st->h_sc && i < k ? cl_class_tree(st, i) : NULL;
         case CL_HIST_MARGIN:
                 if (!st->h_mg || i >= k || j >= k || i == j)
                         return NULL;
-                return st->h_mg + cl_cell(k, i, j) * b;
+                return cl_margin_tree(st, i, j);
         case CL_HIST_LOW_SC:
                 if (st->p.filter != CL_FILTER_LOW_SELF_CONFIDENCE)
                         return NULL;
@@ -376,7 +380,8 @@ int cl_state_hist(const struct cl_state *st, enum cl_hist h, unsigned i,
 
         if (!tree)
                 return CL_E_PARAM;
-        cl_hist_to_bins(tree, st->p.bins, 1.0 / st->w, ret_bins);
+        for (unsigned b = 0; b < st->p.bins; b++)
+                ret_bins[b] = cl_hist_bin(tree, b) / st->w;
         return 0;
 }
 

@@ -1,22 +1,47 @@
 /*
- * cl_hist.c - Fenwick-tree histograms: the parts off the per-item path.
+ * cl_hist.c - 16-ary sum trees: the parts off the per-item path.
  */
 #include "cl_hist.h"
 
-void cl_hist_to_bins(const double *tree, unsigned nb, double scale,
-                     double *bins)
-{
-        for (unsigned b = 0; b < nb; b++)
-                bins[b] = tree[b];
-        /* Undo the tree from the top: node x is still a tree value when it
-         * is taken out of its parent x + lowbit(x), because only x's own
-         * children (all below x) change it, and they come later. */
-        for (unsigned x = nb; x > 0; x--) {
-                unsigned parent = x + (x & (0u - x));
+#include <math.h>
 
-                if (parent <= nb)
-                        bins[parent - 1] -= bins[x - 1];
+void cl_hist_shape_init(struct cl_hist_shape *sh, unsigned bins)
+{
+        size_t size = bins, start = 0;
+        unsigned l = 0;
+
+        sh->bins = bins;
+        for (;;) {
+                sh->start[l] = start;
+                sh->size[l] = size;
+                start += size;
+                l++;
+                if (size <= CL_HIST_FAN || l == CL_HIST_MAX_LEVELS)
+                        break;
+                size = (size + CL_HIST_FAN - 1) / CL_HIST_FAN;
         }
-        for (unsigned b = 0; b < nb; b++)
-                bins[b] = bins[b] > 0.0 ? bins[b] * scale : 0.0;
+        sh->levels = l;
+        sh->nodes = start;
+}
+
+bool cl_hist_consistent(const double *tree, const struct cl_hist_shape *sh,
+                        double slack)
+{
+        for (unsigned l = 1; l < sh->levels; l++) {
+                const double *child = tree + sh->start[l - 1];
+                const double *node = tree + sh->start[l];
+
+                for (size_t x = 0; x < sh->size[l]; x++) {
+                        size_t lo = x * CL_HIST_FAN, hi = lo + CL_HIST_FAN;
+                        double sum = 0.0;
+
+                        if (hi > sh->size[l - 1])
+                                hi = sh->size[l - 1];
+                        for (size_t c = lo; c < hi; c++)
+                                sum += child[c];
+                        if (!(fabs(node[x] - sum) <= 1e-6 * node[x] + slack))
+                                return false;
+                }
+        }
+        return true;
 }

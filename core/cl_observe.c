@@ -96,25 +96,32 @@ static void state_renormalise(struct cl_state *st)
 static void row_scan(const struct cl_state *st, const double *p,
                      unsigned label, struct row_scan *s)
 {
-        unsigned k = st->p.k, n_conf = 0, first = k, best = 0;
-        unsigned other = label == 0 ? 1 : 0;
-        double lifted = p[label] + CL_EPS;
+        unsigned k = st->p.k, n_conf = 0, first = k, best = 0, other = k;
+        double lifted = p[label] + CL_EPS, best_p = p[0], other_p = -HUGE_VAL;
         bool cleared = true;
 
+        /* The running maxima stay in registers: comparing with p[best]
+         * would chain a load into every step. */
         for (unsigned j = 0; j < k; j++) {
-                if (p[j] >= st->thr_m[j]) {
+                double x = p[j];
+
+                if (x >= st->thr_m[j]) {
                         if (n_conf++ == 0)
                                 first = j;
                 }
-                if (p[j] > p[best])
+                if (x > best_p) {
+                        best_p = x;
                         best = j;
+                }
                 if (j == label)
                         continue;
-                if (p[j] > p[other])
+                if (x > other_p) {
+                        other_p = x;
                         other = j;
+                }
                 /* argmax of p with p[label] + EPS: a lower index wins a
                  * tie, so it must stay strictly below. */
-                if (j < label ? p[j] >= lifted : p[j] > lifted)
+                if (j < label ? x >= lifted : x > lifted)
                         cleared = false;
         }
         s->label = label;
@@ -163,26 +170,27 @@ static double norm_margin(const double *p, const struct row_scan *s)
 static void update_hists(struct cl_state *st, const double *p,
                          const struct row_scan *s, double w)
 {
+        const struct cl_hist_shape *sh = &st->shape;
         unsigned k = st->p.k, nb = st->p.bins, i = s->label;
         double frac;
 
         if (st->h_sc) {
                 unsigned b = bin_of(score_pos(st, p[i]), nb, &frac);
 
-                cl_hist_add(st->h_sc + (size_t)i * nb, nb, b, w);
+                cl_hist_add(cl_class_tree(st, i), sh, b, w);
         }
         if (st->h_mg) {
-                double *row = st->h_mg + cl_cell(k, i, 0) * nb;
-
                 /* The K - 1 cells of class i are adjacent, j skipping i. */
+                double *tree = st->h_mg + (size_t)i * (k - 1) * sh->nodes;
+
                 for (unsigned j = 0; j < k; j++) {
                         unsigned b;
 
                         if (j == i)
                                 continue;
                         b = bin_of(margin_pos(st, p[i] - p[j]), nb, &frac);
-                        cl_hist_add(row, nb, b, w);
-                        row += nb;
+                        cl_hist_add(tree, sh, b, w);
+                        tree += sh->nodes;
                 }
         }
         if (st->h_low) {
@@ -191,7 +199,7 @@ static void update_hists(struct cl_state *st, const double *p,
                                    : norm_margin(p, s);
                 unsigned b = bin_of(score_pos(st, x), nb, &frac);
 
-                cl_hist_add(st->h_low, nb, b, w);
+                cl_hist_add(st->h_low, sh, b, w);
         }
 }
 
@@ -225,14 +233,14 @@ static void state_update(struct cl_state *st, const double *p,
  * quota falls inside x's own bin, so a finer histogram could decide
  * otherwise.
  */
-static void quota_test(const double *tree, unsigned nb, double pos,
-                       double quota, struct quota_test *q)
+static void quota_test(const double *tree, const struct cl_hist_shape *sh,
+                       double pos, double quota, struct quota_test *q)
 {
         double frac, lo, hi, below;
-        unsigned b = bin_of(pos, nb, &frac);
+        unsigned b = bin_of(pos, sh->bins, &frac);
 
-        lo = cl_hist_below(tree, b);
-        hi = cl_hist_below(tree, b + 1);
+        lo = cl_hist_below(tree, sh, b);
+        hi = lo + cl_hist_bin(tree, b);
         below = lo + (hi - lo) * frac;
         q->fired = below < quota;
         q->borderline = lo < quota && quota <= hi;
@@ -311,9 +319,9 @@ static double joint_row(const struct cl_state *st, unsigned i,
 static unsigned test_noise_rate(const struct cl_state *st, const double *p,
                                 unsigned i, bool *borderline)
 {
-        unsigned k = st->p.k, nb = st->p.bins, blamed = k;
+        unsigned k = st->p.k, blamed = k;
         const double *row = st->joint + (size_t)i * k;
-        const double *tree = st->h_mg + cl_cell(k, i, 0) * nb;
+        const double *tree = st->h_mg + (size_t)i * (k - 1) * st->shape.nodes;
         double off, r = joint_row(st, i, &off), best = HUGE_VAL;
         struct quota_test q;
 
@@ -321,7 +329,8 @@ static unsigned test_noise_rate(const struct cl_state *st, const double *p,
                 if (j == i)
                         continue;
                 if (row[j] > 0.0) {
-                        quota_test(tree, nb, margin_pos(st, p[i] - p[j]),
+                        quota_test(tree, &st->shape,
+                                   margin_pos(st, p[i] - p[j]),
                                    row[j] / r * st->cnt[i], &q);
                         *borderline = *borderline || q.borderline;
                         if (q.fired && q.ratio < best) {
@@ -329,7 +338,7 @@ static unsigned test_noise_rate(const struct cl_state *st, const double *p,
                                 blamed = j;
                         }
                 }
-                tree += nb;
+                tree += st->shape.nodes;
         }
         return blamed;
 }
@@ -339,11 +348,10 @@ static unsigned test_noise_rate(const struct cl_state *st, const double *p,
 static bool test_class(const struct cl_state *st, const double *p,
                        unsigned i, bool *borderline)
 {
-        unsigned nb = st->p.bins;
         double off, r = joint_row(st, i, &off);
         struct quota_test q;
 
-        quota_test(st->h_sc + (size_t)i * nb, nb, score_pos(st, p[i]),
+        quota_test(cl_class_tree(st, i), &st->shape, score_pos(st, p[i]),
                    off / r * st->cnt[i], &q);
         *borderline = *borderline || q.borderline;
         return q.fired;
@@ -359,7 +367,8 @@ static bool test_low(const struct cl_state *st, const double *p,
                            : norm_margin(p, s);
         struct quota_test q;
 
-        quota_test(st->h_low, st->p.bins, score_pos(st, x), *st->offdiag, &q);
+        quota_test(st->h_low, &st->shape, score_pos(st, x), *st->offdiag,
+                   &q);
         *borderline = q.borderline;
         return q.fired;
 }
@@ -453,7 +462,7 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
                size_t n, struct cl_verdict *ret_verdict, size_t *ret_index)
 {
         struct row_scan s;
-        struct cl_verdict v;
+        struct cl_verdict *v = ret_verdict;
         unsigned i;
         int rc;
 
@@ -467,15 +476,16 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
         if (st->w > CL_RENORM_AT)
                 state_renormalise(st);
         state_update(st, probs, i, &s);
-        if (!ret_verdict)
+        if (!v)
                 return 0;
 
-        v.given = i;
-        v.suggested = i;
-        v.quality = probs[i];
-        v.threshold = st->thr[i];
-        v.borderline = false;
-        decide(st, probs, &s, &v);
-        *ret_verdict = v;
+        /* Filled in place: a local copied out at the end costs a stalled
+         * store-to-load forward of the byte-wise written reason. */
+        v->given = i;
+        v->suggested = i;
+        v->quality = probs[i];
+        v->threshold = st->thr[i];
+        v->borderline = false;
+        decide(st, probs, &s, v);
         return 0;
 }

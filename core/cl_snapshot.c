@@ -18,6 +18,7 @@
 
 #include <msgpack.h>
 
+#include "cl_hist.h"
 #include "cl_state.h"
 
 #define SNAP_FORMAT "confidentd.cl_state"
@@ -408,6 +409,24 @@ static int get_array(const msgpack_object *o, struct snap_array a)
         return 0;
 }
 
+/* Every histogram tree of the state passes cl_hist_consistent(). */
+static bool trees_consistent(const struct cl_state *st)
+{
+        const struct cl_hist_shape *sh = &st->shape;
+        /* Renormalisation flushes up to a group of children to 0. */
+        double slack = CL_HIST_FAN * CL_FLUSH_BELOW;
+        size_t n = st->n_sc + st->n_mg + st->n_low;
+        const double *tree = st->h_sc ? st->h_sc
+                             : st->h_mg ? st->h_mg
+                                        : st->h_low;
+
+        /* The three histograms are adjacent in the block (cl_state.h). */
+        for (size_t t = 0; t < n / sh->nodes; t++)
+                if (!cl_hist_consistent(tree + t * sh->nodes, sh, slack))
+                        return false;
+        return true;
+}
+
 /* Fills a fresh state from the slots; its parameters are already set. */
 static int get_sums(const msgpack_object *const slots[SF_COUNT],
                     struct cl_state *st)
@@ -427,6 +446,8 @@ static int get_sums(const msgpack_object *const slots[SF_COUNT],
         for (int f = SF_CNT; f <= SF_H_LOW; f++)
                 if (get_array(slots[f], snap_array(st, (enum snap_field)f)))
                         return CL_E_SNAPSHOT;
+        if (!trees_consistent(st))
+                return CL_E_SNAPSHOT;
         cl_state_refresh(st);
         return 0;
 }

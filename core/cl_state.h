@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cl.h"
+#include "cl_hist.h"
 
 /*
  * Decay uses lazy weights (docs/streaming.md): item number t adds the raw
@@ -33,9 +34,11 @@
  *   cnt        K          weight of items labelled k
  *   sc_sum     K          weighted sum of p[k] over those items
  *   joint      K * K      confident joint, row = given, column = guess
- *   h_sc       K * B      Fenwick tree of p[i], items labelled i
- *   h_mg       K(K-1) * B Fenwick tree of p[i] - p[j], cell (i, j != i)
- *   h_low      B          Fenwick tree of the low_* score
+ *   h_sc       K * H      histogram of p[i], items labelled i
+ *   h_mg       K(K-1) * H histogram of p[i] - p[j], cell (i, j != i)
+ *   h_low      H          histogram of the low_* score
+ *
+ * H = shape.nodes, the doubles of one histogram tree (cl_hist.h).
  *
  * A histogram not needed by the filter has length 0.  After the sums come
  * thr and thr_m (K each), caches derived from cnt and sc_sum.
@@ -46,6 +49,7 @@ struct cl_state {
         double w;         /* raw weight of the newest item */
         double growth;    /* 2^(1 / half_life), 1 without decay */
         double half_bins; /* bins / 2, for the margin bins */
+        struct cl_hist_shape shape;
         double *total;
         double *offdiag;
         double *cnt;
@@ -64,10 +68,20 @@ struct cl_state {
 /* Recomputes thr and thr_m of every class from cnt and sc_sum. */
 void cl_state_refresh(struct cl_state *st);
 
-/* Index of cell (i, j), j != i, among the K (K - 1) margin histograms. */
-static inline size_t cl_cell(unsigned k, unsigned i, unsigned j)
+/* The margin histogram of cell (i, j), j != i.  The K - 1 cells of
+ * class i are adjacent, in order of j. */
+static inline double *cl_margin_tree(const struct cl_state *st, unsigned i,
+                                     unsigned j)
 {
-        return (size_t)i * (k - 1) + (j < i ? j : j - 1);
+        size_t cell = (size_t)i * (st->p.k - 1) + (j < i ? j : j - 1);
+
+        return st->h_mg + cell * st->shape.nodes;
+}
+
+/* The self-confidence histogram of class i. */
+static inline double *cl_class_tree(const struct cl_state *st, unsigned i)
+{
+        return st->h_sc + (size_t)i * st->shape.nodes;
 }
 
 #endif /* CFD_CORE_CL_STATE_H */
