@@ -456,6 +456,16 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* librdkafka's own log lines, from its threads, as key=value lines. */
+static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
+                           const char *buf) {
+        (void)rk;
+        fprintf(stderr,
+                "level=%s event=rdkafka_log src=rdkafka fac=%s msg=\"%s\"\n",
+                level <= 3 ? "error" : level <= 4 ? "warn" : "info", fac,
+                buf);
+}
+
 static int conf_set(rd_kafka_conf_t *conf, const char *name,
                     const char *value) {
         char errstr[512];
@@ -515,6 +525,7 @@ static int open_consumer(struct evaluation *ev) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
         rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+        rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
         if (configure(ev->o, conf)) {
                 rd_kafka_conf_destroy(conf);
                 return -1;

@@ -312,6 +312,16 @@ static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* librdkafka's own log lines, from its threads, as key=value lines. */
+static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
+                           const char *buf) {
+        (void)rk;
+        fprintf(stderr,
+                "level=%s event=rdkafka_log src=rdkafka fac=%s msg=\"%s\"\n",
+                level <= 3 ? "error" : level <= 4 ? "warn" : "info", fac,
+                buf);
+}
+
 static int conf_set(rd_kafka_conf_t *conf, const char *name,
                     const char *value) {
         char errstr[512];
@@ -393,6 +403,7 @@ static int open_producer(struct replay *r) {
 
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_error_cb(conf, on_kafka_error);
+        rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
         rd_kafka_conf_set_opaque(conf, &r->dr);
         if (configure(r->o, conf)) {
                 rd_kafka_conf_destroy(conf);
@@ -583,14 +594,16 @@ static void flush_all(struct replay *r) {
         }
 }
 
-static void report(const struct replay *r, double elapsed) {
+/* The summary line; failed: the run stopped on an input error. */
+static void report(const struct replay *r, double elapsed, bool failed) {
         size_t lost = r->produced - r->dr.delivered - r->dr.failed;
 
         fprintf(stderr,
                 "level=%s event=replay_done topic=%s items=%zu "
                 "delivered=%zu failed=%zu undelivered=%zu elapsed_s=%.3f "
                 "items_per_s=%.0f",
-                r->dr.failed || lost || stop_signal ? "error" : "info",
+                failed || r->dr.failed || lost || stop_signal ? "error"
+                                                              : "info",
                 r->o->topic, r->produced, r->dr.delivered, r->dr.failed,
                 lost, elapsed,
                 elapsed > 0 ? (double)r->dr.delivered / elapsed : 0.0);
@@ -649,7 +662,7 @@ int cmd_replay(int argc, char **argv) {
         rc = produce_all(&r) ? 1 : 0;
         flush_all(&r);
         show_progress(&r, true);
-        report(&r, now_s() - r.t_start);
+        report(&r, now_s() - r.t_start, rc != 0);
         if (r.dr.failed || r.dr.delivered != r.produced || stop_signal)
                 rc = 1;
 
