@@ -226,6 +226,11 @@ int cl_params_check(const struct cl_params *p)
         if (p->warmup_total >= limit || p->warmup_class >= limit ||
             p->min_examples >= limit)
                 return CL_E_PARAM;
+        /* TODO: prune_by_noise_rate and both keep K (K - 1) margin trees;
+         * at B = 256 a K above about 700 passes CL_STATE_MAX_BYTES and is
+         * refused here with CL_E_PARAM, so the daemon will not start.
+         * Keeping trees only for cells whose joint passes a floor (each
+         * with its own warm-up) would lift the limit. */
         if (cl_params_memory(p) > CL_STATE_MAX_BYTES)
                 return CL_E_PARAM;
         return 0;
