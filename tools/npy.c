@@ -414,7 +414,7 @@ static int read_data(FILE *f, const char *path, void *data, size_t nbytes,
 int npy_load(const char *path, struct npy_array *ret, char *errbuf,
              size_t errsize)
 {
-        struct npy_header h;
+        struct npy_header h = {0};
         size_t items, nbytes;
         void *data = NULL;
         FILE *f;

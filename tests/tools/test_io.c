@@ -6,7 +6,6 @@
  *   test_io --data DIR shape checks on the shared data in DIR; exits 77
  *                      (skipped) when DIR lacks the files
  */
-#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,26 +20,9 @@
 
 #include "csvread.h"
 #include "npy.h"
+#include "tooltest.h"
 
 #define SKIP_CODE 77
-
-static char scratch[64];
-
-/* Path of a file named name in the scratch folder. */
-static const char *tmp_path(char *buf, size_t size, const char *name)
-{
-        snprintf(buf, size, "%s/%s", scratch, name);
-        return buf;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-        FILE *f = fopen(path, "wb");
-
-        assert_non_null(f);
-        assert_int_equal(fwrite(data, 1, len, f), len);
-        assert_int_equal(fclose(f), 0);
-}
 
 static size_t file_size(const char *path)
 {
@@ -74,7 +56,7 @@ static void write_npy(const char *path, int major, const char *dict,
         buf[total - 1] = '\n';
         if (len > 0)
                 memcpy(buf + total, data, len);
-        write_file(path, buf, total + len);
+        tooltest_write(path, buf, total + len);
 }
 
 /* Loads path and expects failure with a message containing want. */
@@ -99,7 +81,7 @@ static void test_npy_save_f8_roundtrip_2d(void **state)
         size_t r, c;
 
         (void)state;
-        tmp_path(path, sizeof(path), "rt2.npy");
+        tooltest_path(path, sizeof(path), "rt2.npy");
         assert_int_equal(npy_save_f8(path, v, 2, 3, err, sizeof(err)), 0);
         assert_int_equal(npy_load(path, &a, err, sizeof(err)), 0);
         assert_int_equal(a.dtype, NPY_F8);
@@ -121,7 +103,7 @@ static void test_npy_save_f8_roundtrip_1d(void **state)
         char path[128], err[256];
 
         (void)state;
-        tmp_path(path, sizeof(path), "rt1.npy");
+        tooltest_path(path, sizeof(path), "rt1.npy");
         assert_int_equal(npy_save_f8(path, v, 3, 0, err, sizeof(err)), 0);
         assert_int_equal(npy_load(path, &a, err, sizeof(err)), 0);
         assert_int_equal(a.ndim, 1);
@@ -141,7 +123,7 @@ static void test_npy_save_f8_header_layout(void **state)
         FILE *f;
 
         (void)state;
-        tmp_path(path, sizeof(path), "layout.npy");
+        tooltest_path(path, sizeof(path), "layout.npy");
         assert_int_equal(npy_save_f8(path, v, 2, 2, err, sizeof(err)), 0);
         f = fopen(path, "rb");
         assert_non_null(f);
@@ -164,7 +146,7 @@ static void test_npy_save_f8_unwritable_path(void **state)
         char path[128], err[256] = "";
 
         (void)state;
-        tmp_path(path, sizeof(path), "no/such/dir.npy");
+        tooltest_path(path, sizeof(path), "no/such/dir.npy");
         assert_int_equal(npy_save_f8(path, &v, 1, 0, err, sizeof(err)), -1);
         assert_non_null(strstr(err, path));
 }
@@ -194,7 +176,7 @@ static void test_npy_load_all_dtypes(void **state)
         size_t i;
 
         (void)state;
-        tmp_path(path, sizeof(path), "dtype.npy");
+        tooltest_path(path, sizeof(path), "dtype.npy");
         for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 snprintf(dict, sizeof(dict),
                          "{'descr': '%s', 'fortran_order': False, "
@@ -216,7 +198,7 @@ static void test_npy_load_versions_2_and_3(void **state)
         int major;
 
         (void)state;
-        tmp_path(path, sizeof(path), "v2.npy");
+        tooltest_path(path, sizeof(path), "v2.npy");
         for (major = 2; major <= 3; major++) {
                 write_npy(path, major,
                           "{'descr': '<f8', 'fortran_order': False, "
@@ -238,7 +220,7 @@ static void test_npy_load_header_variants(void **state)
         struct npy_array a;
 
         (void)state;
-        tmp_path(path, sizeof(path), "variant.npy");
+        tooltest_path(path, sizeof(path), "variant.npy");
         write_npy(path, 1,
                   "{ \"shape\" : ( 2 , 1 ) ,\"fortran_order\":False,"
                   "'descr':'<f8'}",
@@ -256,7 +238,7 @@ static void test_npy_load_empty_array(void **state)
         struct npy_array a;
 
         (void)state;
-        tmp_path(path, sizeof(path), "empty.npy");
+        tooltest_path(path, sizeof(path), "empty.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4), }",
                   NULL, 0);
@@ -271,7 +253,7 @@ static void test_npy_load_missing_file(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "absent.npy");
+        tooltest_path(path, sizeof(path), "absent.npy");
         expect_npy_error(path, "No such file");
 }
 
@@ -280,8 +262,8 @@ static void test_npy_load_bad_magic(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "magic.npy");
-        write_file(path, "PK\x03\x04 not numpy at all", 22);
+        tooltest_path(path, sizeof(path), "magic.npy");
+        tooltest_write(path, "PK\x03\x04 not numpy at all", 22);
         expect_npy_error(path, "not a .npy file");
 }
 
@@ -290,8 +272,8 @@ static void test_npy_load_bad_version(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "version.npy");
-        write_file(path, "\x93NUMPY\x04\x00\x10\x00{}", 12);
+        tooltest_path(path, sizeof(path), "version.npy");
+        tooltest_write(path, "\x93NUMPY\x04\x00\x10\x00{}", 12);
         expect_npy_error(path, "unsupported format version 4.0");
 }
 
@@ -300,8 +282,8 @@ static void test_npy_load_header_too_long(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "long.npy");
-        write_file(path, "\x93NUMPY\x02\x00\x00\x00\x00\x10", 12);
+        tooltest_path(path, sizeof(path), "long.npy");
+        tooltest_write(path, "\x93NUMPY\x02\x00\x00\x00\x00\x10", 12);
         expect_npy_error(path, "header length 268435456 exceeds");
 }
 
@@ -310,7 +292,7 @@ static void test_npy_load_unsupported_dtype(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "bigend.npy");
+        tooltest_path(path, sizeof(path), "bigend.npy");
         write_npy(path, 1,
                   "{'descr': '>f8', 'fortran_order': False, 'shape': (1,), }",
                   "\0\0\0\0\0\0\0\0", 8);
@@ -322,7 +304,7 @@ static void test_npy_load_fortran_order(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "fortran.npy");
+        tooltest_path(path, sizeof(path), "fortran.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }",
                   "\0\0\0\0\0\0\0\0", 8);
@@ -334,7 +316,7 @@ static void test_npy_load_three_dims(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "3d.npy");
+        tooltest_path(path, sizeof(path), "3d.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': False, "
                   "'shape': (1, 1, 1), }",
@@ -347,7 +329,7 @@ static void test_npy_load_zero_dims(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "0d.npy");
+        tooltest_path(path, sizeof(path), "0d.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
                   "\0\0\0\0\0\0\0\0", 8);
@@ -359,7 +341,7 @@ static void test_npy_load_missing_key(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "nokey.npy");
+        tooltest_path(path, sizeof(path), "nokey.npy");
         write_npy(path, 1, "{'descr': '<f8', 'shape': (1,), }",
                   "\0\0\0\0\0\0\0\0", 8);
         expect_npy_error(path, "missing key 'fortran_order'");
@@ -370,7 +352,7 @@ static void test_npy_load_repeated_key(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "twice.npy");
+        tooltest_path(path, sizeof(path), "twice.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, "
                   "'shape': (1,), }",
@@ -385,7 +367,7 @@ static void test_npy_load_huge_shape(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "huge.npy");
+        tooltest_path(path, sizeof(path), "huge.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': False, "
                   "'shape': (4611686018427387904, 4), }",
@@ -403,7 +385,7 @@ static void test_npy_load_truncated_data(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "short.npy");
+        tooltest_path(path, sizeof(path), "short.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
                   "\0\0\0\0\0\0\0\0", 8);
@@ -415,7 +397,7 @@ static void test_npy_load_trailing_bytes(void **state)
         char path[128];
 
         (void)state;
-        tmp_path(path, sizeof(path), "long.npy");
+        tooltest_path(path, sizeof(path), "long.npy");
         write_npy(path, 1,
                   "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
                   "\0\0\0\0\0\0\0\0\0", 9);
@@ -433,15 +415,15 @@ static void test_npy_load_every_prefix_fails(void **state)
         FILE *f;
 
         (void)state;
-        tmp_path(path, sizeof(path), "whole.npy");
-        tmp_path(cut, sizeof(cut), "cut.npy");
+        tooltest_path(path, sizeof(path), "whole.npy");
+        tooltest_path(cut, sizeof(cut), "cut.npy");
         assert_int_equal(npy_save_f8(path, v, 2, 0, err, sizeof(err)), 0);
         f = fopen(path, "rb");
         assert_non_null(f);
         len = fread(buf, 1, sizeof(buf), f);
         fclose(f);
         for (n = 0; n < len; n++) {
-                write_file(cut, buf, n);
+                tooltest_write(cut, buf, n);
                 assert_int_equal(npy_load(cut, &a, err, sizeof(err)), -1);
                 assert_non_null(strstr(err, cut));
         }
@@ -460,8 +442,8 @@ static void test_npy_load_corrupt_header_bytes(void **state)
         FILE *f;
 
         (void)state;
-        tmp_path(path, sizeof(path), "good.npy");
-        tmp_path(bad, sizeof(bad), "bad.npy");
+        tooltest_path(path, sizeof(path), "good.npy");
+        tooltest_path(bad, sizeof(bad), "bad.npy");
         assert_int_equal(npy_save_f8(path, v, 1, 2, err, sizeof(err)), 0);
         f = fopen(path, "rb");
         assert_non_null(f);
@@ -471,7 +453,7 @@ static void test_npy_load_corrupt_header_bytes(void **state)
                 for (j = 0; j < sizeof(subst); j++) {
                         memcpy(copy, buf, len);
                         copy[i] = subst[j];
-                        write_file(bad, copy, len);
+                        tooltest_write(bad, copy, len);
                         if (npy_load(bad, &a, err, sizeof(err)) == 0)
                                 npy_array_free(&a);
                         else
@@ -488,8 +470,8 @@ static struct csv_reader *open_text(const char *name, const char *text,
         struct csv_reader *r;
         char err[256];
 
-        tmp_path(path, size, name);
-        write_file(path, text, strlen(text));
+        tooltest_path(path, size, name);
+        tooltest_write(path, text, strlen(text));
         r = csv_open(path, err, sizeof(err));
         if (r == NULL)
                 fail_msg("csv_open: %s", err);
@@ -729,8 +711,8 @@ static void test_csv_next_nul_byte(void **state)
         struct csv_reader *r;
 
         (void)state;
-        tmp_path(path, sizeof(path), "nul.csv");
-        write_file(path, text, sizeof(text) - 1);
+        tooltest_path(path, sizeof(path), "nul.csv");
+        tooltest_write(path, text, sizeof(text) - 1);
         r = csv_open(path, err, sizeof(err));
         assert_non_null(r);
         expect_record(r, "1", "2", 2);
@@ -744,8 +726,8 @@ static void expect_open_error(const char *name, const char *text,
 {
         char path[128], want[256], err[256] = "";
 
-        tmp_path(path, sizeof(path), name);
-        write_file(path, text, strlen(text));
+        tooltest_path(path, sizeof(path), name);
+        tooltest_write(path, text, strlen(text));
         assert_null(csv_open(path, err, sizeof(err)));
         snprintf(want, sizeof(want), "%s:%s", path, msg);
         assert_string_equal(err, want);
@@ -779,7 +761,7 @@ static void test_csv_open_missing_file(void **state)
         char path[128], err[256] = "";
 
         (void)state;
-        tmp_path(path, sizeof(path), "absent.csv");
+        tooltest_path(path, sizeof(path), "absent.csv");
         assert_null(csv_open(path, err, sizeof(err)));
         assert_non_null(strstr(err, path));
         assert_non_null(strstr(err, "No such file"));
@@ -823,36 +805,6 @@ static void test_csv_parse_f64_cases(void **state)
         assert_int_equal(csv_parse_f64(" 1", &v), -1);
         assert_int_equal(csv_parse_f64("1x", &v), -1);
         assert_true(v == 42.0);
-}
-
-/* ---- setup ----------------------------------------------------------- */
-
-static int make_scratch(void **state)
-{
-        (void)state;
-        snprintf(scratch, sizeof(scratch), "test_io.XXXXXX");
-        return mkdtemp(scratch) == NULL ? -1 : 0;
-}
-
-static int remove_scratch(void **state)
-{
-        struct dirent *e;
-        char path[512];
-        DIR *d;
-
-        (void)state;
-        d = opendir(scratch);
-        if (d == NULL)
-                return -1;
-        while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 ||
-                    strcmp(e->d_name, "..") == 0)
-                        continue;
-                snprintf(path, sizeof(path), "%s/%s", scratch, e->d_name);
-                remove(path);
-        }
-        closedir(d);
-        return rmdir(scratch);
 }
 
 static int run_unit_tests(void)
@@ -903,7 +855,8 @@ static int run_unit_tests(void)
                 cmocka_unit_test(test_csv_parse_f64_cases),
         };
 
-        return cmocka_run_group_tests(tests, make_scratch, remove_scratch);
+        return cmocka_run_group_tests(tests, tooltest_make_scratch,
+                                      tooltest_remove_scratch);
 }
 
 /* ---- shared data ----------------------------------------------------- */
