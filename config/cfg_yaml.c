@@ -72,7 +72,10 @@ static unsigned mark_col(const yaml_mark_t *mark)
         return (unsigned)mark->column + 1;
 }
 
-/* Reader errors (bad UTF-8, control characters) carry a byte offset only. */
+/*
+ * Reader errors (bad UTF-8, control characters) carry a byte offset only;
+ * the column is counted in bytes here, in characters everywhere else.
+ */
 static int reader_error(struct builder *b)
 {
         const yaml_parser_t *p = &b->parser;
