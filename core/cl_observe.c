@@ -93,7 +93,7 @@ static void state_renormalise(struct cl_state *st)
  * (4.10), in one pass.  Only the given class's threshold changed with this
  * item, and it is already up to date.
  */
-static void row_scan(const struct cl_state *st, const double *p,
+static void scan_row(const struct cl_state *st, const double *p,
                      unsigned label, struct row_scan *s)
 {
         unsigned k = st->p.k, n_conf = 0, first = k, best = 0, other = k;
@@ -218,7 +218,7 @@ static void state_update(struct cl_state *st, const double *p,
         st->thr[label] = t;
         st->thr_m[label] = t - CL_EPS;
 
-        row_scan(st, p, label, s);
+        scan_row(st, p, label, s);
         if (s->guess < k)
                 st->joint[(size_t)label * k + s->guess] += w;
         if (s->guess < k && s->guess != label && !s->cleared)
@@ -247,32 +247,43 @@ static void quota_test(const double *tree, const struct cl_hist_shape *sh,
         q->ratio = quota > 0.0 ? below / quota : HUGE_VAL;
 }
 
-/* Writes "<tag> <i>" or "<tag> <i>-><j>" (j < 0: none) into v->reason. */
-static void set_reason(struct cl_verdict *v, const char *tag, unsigned i,
-                       long j)
+/* Appends text at *out, stopping at end; returns the new position. */
+static char *put_text(char *out, const char *end, const char *text)
 {
-        char *out = v->reason, *end = v->reason + sizeof(v->reason) - 1;
-        char digits[12];
-        unsigned n;
+        while (*text && out < end)
+                *out++ = *text++;
+        return out;
+}
 
-        while (*tag && out < end)
-                *out++ = *tag++;
-        for (int part = 0; part < 2; part++) {
-                unsigned long x = part == 0 ? i : (unsigned long)j;
+/* Appends x in decimal (a class index: at most 5 digits). */
+static char *put_uint(char *out, const char *end, unsigned x)
+{
+        char digits[10];
+        unsigned n = 0;
 
-                if (part == 1 && j < 0)
-                        break;
-                if (out < end)
-                        *out++ = part == 0 ? ' ' : '-';
-                if (part == 1 && out < end)
-                        *out++ = '>';
-                n = 0;
-                do {
-                        digits[n++] = (char)('0' + x % 10);
-                        x /= 10;
-                } while (x && n < sizeof(digits));
-                while (n && out < end)
-                        *out++ = digits[--n];
+        do {
+                digits[n++] = (char)('0' + x % 10);
+                x /= 10;
+        } while (x);
+        while (n && out < end)
+                *out++ = digits[--n];
+        return out;
+}
+
+/* Writes "<tag> <i>" or, with a blamed class j < K, "<tag> <i>-><j>".
+ * Hand-formatted: snprintf() would dominate the cost of a suspect. */
+static void set_reason(struct cl_verdict *v, const char *tag, unsigned i,
+                       unsigned j, unsigned k)
+{
+        const char *end = v->reason + sizeof(v->reason) - 1;
+        char *out = v->reason;
+
+        out = put_text(out, end, tag);
+        out = put_text(out, end, " ");
+        out = put_uint(out, end, i);
+        if (j < k) {
+                out = put_text(out, end, "->");
+                out = put_uint(out, end, j);
         }
         *out = '\0';
 }
@@ -398,11 +409,12 @@ static void decide_prune(const struct cl_state *st, const double *p,
 
         if (f == CL_FILTER_PRUNE_BY_CLASS && by_class) {
                 suspect(v, s->other);
-                set_reason(v, "pbc", i, -1);
+                set_reason(v, "pbc", i, st->p.k, st->p.k);
         } else if (f != CL_FILTER_PRUNE_BY_CLASS && j < st->p.k &&
                    by_class) {
                 suspect(v, j);
-                set_reason(v, f == CL_FILTER_BOTH ? "both" : "pbnr", i, j);
+                set_reason(v, f == CL_FILTER_BOTH ? "both" : "pbnr", i, j,
+                           st->p.k);
         } else {
                 set_text(v, "pass");
         }
@@ -429,12 +441,12 @@ static void decide(const struct cl_state *st, const double *p,
         switch (f) {
         case CL_FILTER_PREDICTED_NEQ_GIVEN:
                 suspect(v, s->argmax);
-                set_reason(v, "pred", i, s->argmax);
+                set_reason(v, "pred", i, s->argmax, st->p.k);
                 return;
         case CL_FILTER_CONFIDENT_LEARNING:
                 if (s->guess < st->p.k && s->guess != i) {
                         suspect(v, s->guess);
-                        set_reason(v, "cl", i, s->guess);
+                        set_reason(v, "cl", i, s->guess, st->p.k);
                 } else {
                         set_text(v, "pass");
                 }
