@@ -89,7 +89,10 @@ void msg_decoder_free(struct msg_decoder *dec);
 
 /*
  * Decodes one message of len bytes.  out->probs must point at K doubles.
- * Returns 0, or a MSG_E_* code with *err filled (err may be NULL).
+ * Returns 0, or a MSG_E_* code with *err filled (err may be NULL):
+ * MSG_E_PARAM for a NULL dec, out or out->probs, or a NULL buf with len
+ * > 0; the others as listed in schemas/README.md.  A NULL buf of length 0
+ * (a Kafka tombstone) is MSG_E_PARSE, "empty message".
  *
  * On success every field of *out but probs (the pointer) is set; on failure
  * *out keeps its fields except that out->probs[] may be partly written.

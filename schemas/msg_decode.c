@@ -614,15 +614,37 @@ static int decode_fields(const struct msg_decoder *dec,
         return decode_optional(c, map, idx, lab);
 }
 
+/* Rejects NULL arguments: buf may be NULL only when len is 0, probs is
+ * needed by msg_decode() alone. */
 static int check_args(const struct msg_decoder *dec, const void *buf,
                       size_t len, const struct msg_label *out,
-                      struct msg_error *err)
+                      bool need_probs, struct msg_error *err)
 {
-        if (dec && out && (buf || len == 0))
+        if (dec && out && (buf || len == 0) && (out->probs || !need_probs))
                 return 0;
         msg_error_set(err, MSG_E_PARAM, len, "",
-                      "decoder, buffer or output is NULL");
+                      "NULL decoder, buffer, label or label probs");
         return MSG_E_PARAM;
+}
+
+/*
+ * The steps that msg_decode() and msg_decode_id() share: the bytes, the
+ * top-level map, and the pair of each field in want (FIELD_BIT mask), of
+ * which the required ones must be present.
+ */
+static int index_message(struct msg_decoder *dec, const struct decode_ctx *c,
+                         unsigned want, msgpack_object *map,
+                         struct field_index *idx)
+{
+        int rc;
+
+        rc = unpack_map(dec, c, map);
+        if (rc < 0)
+                return rc;
+        rc = index_fields(c, &map->via.map, want, idx);
+        if (rc < 0)
+                return rc;
+        return check_required(c, idx, want & FIELDS_REQUIRED);
 }
 
 int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
@@ -634,22 +656,10 @@ int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
         msgpack_object map;
         int rc;
 
-        rc = check_args(dec, buf, len, out, err);
-        if (rc == 0 && !out->probs) {
-                msg_error_set(err, MSG_E_PARAM, len, "pred_probs",
-                              "out->probs is NULL");
-                rc = MSG_E_PARAM;
-        }
+        rc = check_args(dec, buf, len, out, true, err);
         if (rc < 0)
                 return rc;
-
-        rc = unpack_map(dec, &c, &map);
-        if (rc < 0)
-                return rc;
-        rc = index_fields(&c, &map.via.map, FIELDS_ALL, &idx);
-        if (rc < 0)
-                return rc;
-        rc = check_required(&c, &idx, FIELDS_REQUIRED);
+        rc = index_message(dec, &c, FIELDS_ALL, &map, &idx);
         if (rc < 0)
                 return rc;
 
@@ -671,17 +681,10 @@ int msg_decode_id(struct msg_decoder *dec, const void *buf, size_t len,
         uint32_t p;
         int rc;
 
-        rc = check_args(dec, buf, len, out, err);
+        rc = check_args(dec, buf, len, out, false, err);
         if (rc < 0)
                 return rc;
-
-        rc = unpack_map(dec, &c, &map);
-        if (rc < 0)
-                return rc;
-        rc = index_fields(&c, &map.via.map, FIELD_BIT(FIELD_ID), &idx);
-        if (rc < 0)
-                return rc;
-        rc = check_required(&c, &idx, FIELD_BIT(FIELD_ID));
+        rc = index_message(dec, &c, FIELD_BIT(FIELD_ID), &map, &idx);
         if (rc < 0)
                 return rc;
 

@@ -96,16 +96,43 @@ static void put_probs(msgpack_packer *pk, unsigned n)
                 msgpack_pack_double(pk, probs_ok[i % K]);
 }
 
-/* Packs "id": 7, "label": 3 and "pred_probs": probs_ok after a map header
- * of pairs entries; the caller packs the remaining pairs - 3. */
-static void put_valid_start(struct fixture *f, size_t pairs)
+/* Packs a map header of pairs entries, then "id": id, "label": label and
+ * the key "pred_probs"; the caller packs its value and pairs - 3 more. */
+static void put_head(struct fixture *f, size_t pairs, int64_t id,
+                     int64_t label)
 {
         msgpack_pack_map(&f->pk, pairs);
         put_str(&f->pk, "id");
-        msgpack_pack_int64(&f->pk, 7);
+        msgpack_pack_int64(&f->pk, id);
         put_str(&f->pk, "label");
-        msgpack_pack_int64(&f->pk, 3);
+        msgpack_pack_int64(&f->pk, label);
         put_str(&f->pk, "pred_probs");
+}
+
+/* {"id": id, "label": label, "pred_probs": probs_ok} */
+static void put_ints(struct fixture *f, int64_t id, int64_t label)
+{
+        put_head(f, 3, id, label);
+        put_probs(&f->pk, K);
+}
+
+/* {"id": 1, "label": name (len bytes), "pred_probs": probs_ok} */
+static void put_named(struct fixture *f, const char *name, size_t len)
+{
+        msgpack_pack_map(&f->pk, 3);
+        put_str(&f->pk, "id");
+        msgpack_pack_int64(&f->pk, 1);
+        put_str(&f->pk, "label");
+        msgpack_pack_str_with_body(&f->pk, name, len);
+        put_str(&f->pk, "pred_probs");
+        put_probs(&f->pk, K);
+}
+
+/* "id": 7, "label": 3 and "pred_probs": probs_ok after a map header of
+ * pairs entries; the caller packs the remaining pairs - 3. */
+static void put_valid_start(struct fixture *f, size_t pairs)
+{
+        put_head(f, pairs, 7, 3);
         put_probs(&f->pk, K);
 }
 
@@ -226,13 +253,7 @@ static void test_msg_decode_every_class_name(void **state)
 
         for (int c = 0; c < K; c++) {
                 f->sb.size = 0;
-                msgpack_pack_map(&f->pk, 3);
-                put_str(&f->pk, "id");
-                msgpack_pack_int64(&f->pk, c);
-                put_str(&f->pk, "label");
-                put_str(&f->pk, class_names[c]);
-                put_str(&f->pk, "pred_probs");
-                put_probs(&f->pk, K);
+                put_named(f, class_names[c], strlen(class_names[c]));
                 assert_int_equal(decode(f), 0);
                 assert_int_equal(f->lab.label, c);
         }
@@ -240,18 +261,12 @@ static void test_msg_decode_every_class_name(void **state)
 
 static void test_msg_decode_negative_and_large_ids(void **state)
 {
+        static const int64_t ids[] = {-1, INT64_MIN, INT64_MAX, 0};
         struct fixture *f = *state;
-        const int64_t ids[] = {-1, INT64_MIN, INT64_MAX, 0};
 
         for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
                 f->sb.size = 0;
-                msgpack_pack_map(&f->pk, 3);
-                put_str(&f->pk, "id");
-                msgpack_pack_int64(&f->pk, ids[i]);
-                put_str(&f->pk, "label");
-                msgpack_pack_int64(&f->pk, 0);
-                put_str(&f->pk, "pred_probs");
-                put_probs(&f->pk, K);
+                put_ints(f, ids[i], 0);
                 assert_int_equal(decode(f), 0);
                 assert_int_equal(f->lab.id_kind, MSG_ID_INT);
                 assert_true(f->lab.id_int == ids[i]);
@@ -262,12 +277,7 @@ static void test_msg_decode_mixed_number_probs(void **state)
 {
         struct fixture *f = *state;
 
-        msgpack_pack_map(&f->pk, 3);
-        put_str(&f->pk, "id");
-        msgpack_pack_int64(&f->pk, 1);
-        put_str(&f->pk, "label");
-        msgpack_pack_int64(&f->pk, 0);
-        put_str(&f->pk, "pred_probs");
+        put_head(f, 3, 1, 0);
         msgpack_pack_array(&f->pk, K);
         msgpack_pack_float(&f->pk, 0.1f);
         msgpack_pack_double(&f->pk, 0.2);
@@ -348,12 +358,7 @@ static void test_msg_decode_nan_and_infinity_pass_through(void **state)
 {
         struct fixture *f = *state;
 
-        msgpack_pack_map(&f->pk, 3);
-        put_str(&f->pk, "id");
-        msgpack_pack_int64(&f->pk, 1);
-        put_str(&f->pk, "label");
-        msgpack_pack_int64(&f->pk, 0);
-        put_str(&f->pk, "pred_probs");
+        put_head(f, 3, 1, 0);
         msgpack_pack_array(&f->pk, K);
         msgpack_pack_double(&f->pk, NAN);
         msgpack_pack_float(&f->pk, NAN);
@@ -831,12 +836,7 @@ static void test_msg_decode_rejects_wrong_width(void **state)
                 int rc;
 
                 f->sb.size = 0;
-                msgpack_pack_map(&f->pk, 3);
-                put_str(&f->pk, "id");
-                msgpack_pack_int64(&f->pk, 1);
-                put_str(&f->pk, "label");
-                msgpack_pack_int64(&f->pk, 1);
-                put_str(&f->pk, "pred_probs");
+                put_head(f, 3, 1, 1);
                 put_probs(&f->pk, widths[i]);
                 rc = decode(f);
                 snprintf(want, sizeof(want),
@@ -851,13 +851,7 @@ static void test_msg_decode_rejects_unknown_label_name(void **state)
         struct fixture *f = *state;
         int rc;
 
-        msgpack_pack_map(&f->pk, 3);
-        put_str(&f->pk, "id");
-        msgpack_pack_int64(&f->pk, 1);
-        put_str(&f->pk, "label");
-        put_str(&f->pk, "Cat"); /* names are case-sensitive */
-        put_str(&f->pk, "pred_probs");
-        put_probs(&f->pk, K);
+        put_named(f, "Cat", 3); /* names are case-sensitive */
         rc = decode(f);
         assert_error(f, rc, MSG_E_LABEL, "label", "unknown class name 'Cat'");
         assert_int_equal(f->err.offset, 11);
@@ -877,17 +871,21 @@ static void test_msg_decode_quotes_unprintable_label_name(void **state)
 
         memset(name, 'z', sizeof(name));
         name[0] = '\n';
-        msgpack_pack_map(&f->pk, 3);
-        put_str(&f->pk, "id");
-        msgpack_pack_int64(&f->pk, 1);
-        put_str(&f->pk, "label");
-        msgpack_pack_str_with_body(&f->pk, name, sizeof(name));
-        put_str(&f->pk, "pred_probs");
-        put_probs(&f->pk, K);
+        put_named(f, name, sizeof(name));
         rc = decode(f);
         assert_error(f, rc, MSG_E_LABEL, "label",
                      "unknown class name '?zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
                      "zzzzzzzzzzzz...'");
+}
+
+static void put_uint64_max(msgpack_packer *pk)
+{
+        msgpack_pack_uint64(pk, UINT64_MAX);
+}
+
+static void put_int64_max_plus_one(msgpack_packer *pk)
+{
+        msgpack_pack_uint64(pk, (uint64_t)INT64_MAX + 1);
 }
 
 static void test_msg_decode_rejects_label_above_int64(void **state)
@@ -895,13 +893,7 @@ static void test_msg_decode_rejects_label_above_int64(void **state)
         struct fixture *f = *state;
         int rc;
 
-        msgpack_pack_map(&f->pk, 3);
-        put_str(&f->pk, "id");
-        msgpack_pack_int64(&f->pk, 1);
-        put_str(&f->pk, "label");
-        msgpack_pack_uint64(&f->pk, UINT64_MAX);
-        put_str(&f->pk, "pred_probs");
-        put_probs(&f->pk, K);
+        put_with_value(f, "label", put_uint64_max);
         rc = decode(f);
         assert_error(f, rc, MSG_E_LABEL, "label",
                      "label 18446744073709551615 is above the int64 range");
@@ -915,13 +907,7 @@ static void test_msg_decode_passes_out_of_range_label(void **state)
         /* The range against K is core's check: these decode as sent. */
         for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
                 f->sb.size = 0;
-                msgpack_pack_map(&f->pk, 3);
-                put_str(&f->pk, "id");
-                msgpack_pack_int64(&f->pk, 1);
-                put_str(&f->pk, "label");
-                msgpack_pack_int64(&f->pk, labels[i]);
-                put_str(&f->pk, "pred_probs");
-                put_probs(&f->pk, K);
+                put_ints(f, 1, labels[i]);
                 assert_int_equal(decode(f), 0);
                 assert_true(f->lab.label == labels[i]);
         }
@@ -932,13 +918,7 @@ static void test_msg_decode_rejects_id_above_int64(void **state)
         struct fixture *f = *state;
         int rc;
 
-        msgpack_pack_map(&f->pk, 3);
-        put_str(&f->pk, "id");
-        msgpack_pack_uint64(&f->pk, (uint64_t)INT64_MAX + 1);
-        put_str(&f->pk, "label");
-        msgpack_pack_int64(&f->pk, 1);
-        put_str(&f->pk, "pred_probs");
-        put_probs(&f->pk, K);
+        put_with_value(f, "id", put_int64_max_plus_one);
         rc = decode(f);
         assert_error(f, rc, MSG_E_TYPE, "id",
                      "integer id 9223372036854775808 is above the int64 "
@@ -961,6 +941,10 @@ static void test_msg_decode_rejects_null_arguments(void **state)
                                     &no_probs, &f->err),
                          MSG_E_PARAM);
         assert_int_equal(f->err.code, MSG_E_PARAM);
+        /* a Kafka tombstone: no value at all */
+        assert_int_equal(msg_decode(f->dec, NULL, 0, &f->lab, &f->err),
+                         MSG_E_PARSE);
+        assert_string_equal(f->err.msg, "empty message");
 }
 
 /* --- msg_decode_id -------------------------------------------------- */
