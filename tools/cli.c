@@ -169,3 +169,15 @@ int cli_parse(int argc, char **argv, const struct cli_opt *opts, size_t n)
         }
         return CLI_OK;
 }
+
+int cli_parse_command(int argc, char **argv, const struct cli_opt *opts,
+                      size_t n, const char *usage)
+{
+        int rc = cli_parse(argc, argv, opts, n);
+
+        if (rc == CLI_HELP) {
+                fputs(usage, stdout);
+                return 0;
+        }
+        return rc == CLI_OK ? -1 : 2;
+}

@@ -41,4 +41,12 @@ enum cli_result {
  */
 int cli_parse(int argc, char **argv, const struct cli_opt *opts, size_t n);
 
+/*
+ * cli_parse() for a command's entry point: prints usage on stdout for
+ * --help.  Returns -1 when the command should go on, else its exit
+ * status: 0 after --help, 2 after a usage error.
+ */
+int cli_parse_command(int argc, char **argv, const struct cli_opt *opts,
+                      size_t n, const char *usage);
+
 #endif /* CFD_TOOLS_CLI_H */

@@ -123,13 +123,10 @@ static int parse_options(int argc, char **argv, struct score_opts *o)
 
         *o = (struct score_opts){.id_col = "id", .label_col = "label",
                                  .row_col = "row"};
-        rc = cli_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
-        if (rc == CLI_HELP) {
-                fputs(usage_text, stdout);
-                return 0;
-        }
-        if (rc != CLI_OK)
-                return 2;
+        rc = cli_parse_command(argc, argv, opts,
+                               sizeof(opts) / sizeof(opts[0]), usage_text);
+        if (rc >= 0)
+                return rc;
         if (o->labels == NULL || o->probs == NULL) {
                 fprintf(stderr, "confidentctl score: --labels and --probs "
                                 "are required\n");

@@ -112,13 +112,10 @@ static int parse_options(int argc, char **argv, struct sim_opts *o)
         *o = (struct sim_opts){.k = 10, .items = 20000, .annotators = 5,
                                .per_item = 1, .noise = 0.1, .accuracy = 0.9,
                                .seed = 1};
-        rc = cli_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
-        if (rc == CLI_HELP) {
-                fputs(usage_text, stdout);
-                return 0;
-        }
-        if (rc != CLI_OK)
-                return 2;
+        rc = cli_parse_command(argc, argv, opts,
+                               sizeof(opts) / sizeof(opts[0]), usage_text);
+        if (rc >= 0)
+                return rc;
         if (o->out_labels == NULL || o->out_probs == NULL) {
                 fprintf(stderr, "confidentctl simulate: --out-labels and "
                                 "--out-probs are required\n");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 
 #include "csvread.h"
 #include "npy.h"
+#include "rng.h"
 #include "tooltest.h"
 
 #define SKIP_CODE 77
@@ -807,6 +809,81 @@ static void test_csv_parse_f64_cases(void **state)
         assert_true(v == 42.0);
 }
 
+/* ---- rng ------------------------------------------------------------- */
+
+static void test_rng_init_same_seed_same_numbers(void **state)
+{
+        struct rng a, b;
+        int i;
+
+        (void)state;
+        rng_init(&a, 42, 3);
+        rng_init(&b, 42, 3);
+        for (i = 0; i < 1000; i++)
+                assert_true(rng_next(&a) == rng_next(&b));
+}
+
+static void test_rng_init_streams_and_seeds_differ(void **state)
+{
+        struct rng a, b, c;
+        int i, same_ab = 0, same_ac = 0;
+
+        (void)state;
+        rng_init(&a, 1, 1);
+        rng_init(&b, 1, 2);
+        rng_init(&c, 2, 1);
+        for (i = 0; i < 100; i++) {
+                uint64_t x = rng_next(&a);
+
+                same_ab += x == rng_next(&b);
+                same_ac += x == rng_next(&c);
+        }
+        assert_int_equal(same_ab, 0);
+        assert_int_equal(same_ac, 0);
+}
+
+static void test_rng_below_in_range_and_uniform(void **state)
+{
+        size_t counts[7] = {0};
+        struct rng r;
+        int i;
+
+        (void)state;
+        rng_init(&r, 5, 0);
+        for (i = 0; i < 70000; i++) {
+                uint64_t x = rng_below(&r, 7);
+
+                assert_true(x < 7);
+                counts[x]++;
+        }
+        /* 10000 expected per value; sd about 93. */
+        for (i = 0; i < 7; i++)
+                assert_true(counts[i] > 9500 && counts[i] < 10500);
+        assert_true(rng_below(&r, 1) == 0);
+}
+
+static void test_rng_uniform_and_normal_moments(void **state)
+{
+        double u, z, su = 0.0, sz = 0.0, szz = 0.0;
+        const int n = 100000;
+        struct rng r;
+        int i;
+
+        (void)state;
+        rng_init(&r, 9, 0);
+        for (i = 0; i < n; i++) {
+                u = rng_uniform(&r);
+                assert_true(u >= 0.0 && u < 1.0);
+                su += u;
+                z = rng_normal(&r);
+                sz += z;
+                szz += z * z;
+        }
+        assert_true(fabs(su / n - 0.5) < 0.005);
+        assert_true(fabs(sz / n) < 0.02);
+        assert_true(fabs(szz / n - 1.0) < 0.02);
+}
+
 static int run_unit_tests(void)
 {
         const struct CMUnitTest tests[] = {
@@ -853,6 +930,10 @@ static int run_unit_tests(void)
                 cmocka_unit_test(test_csv_open_missing_file),
                 cmocka_unit_test(test_csv_parse_i64_cases),
                 cmocka_unit_test(test_csv_parse_f64_cases),
+                cmocka_unit_test(test_rng_init_same_seed_same_numbers),
+                cmocka_unit_test(test_rng_init_streams_and_seeds_differ),
+                cmocka_unit_test(test_rng_below_in_range_and_uniform),
+                cmocka_unit_test(test_rng_uniform_and_normal_moments),
         };
 
         return cmocka_run_group_tests(tests, tooltest_make_scratch,
