@@ -14,6 +14,12 @@
  *
  * Random draws come from separate streams of one seed (see rng.h), so
  * --accuracy changes the probabilities only, never the labels.
+ *
+ * TODO: the labels CSV uses integer and IEEE arithmetic only and is the
+ * same on every machine, but the probabilities go through libm (exp,
+ * log, erfc, pow), which C does not require to round correctly: with a C
+ * library other than glibc the .npy of a seed may differ in the last
+ * bits, and a verdict near a threshold may then differ too.
  */
 #include "cmds.h"
 
