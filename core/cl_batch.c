@@ -38,8 +38,8 @@ struct cl_batch {
         double *latent_mem;
         size_t issues_off_diagonal, issues_calibrated;
         /* Scratch of find_issues and rank. */
-        double *keys;        /* n */
-        size_t *order;       /* n */
+        double *keys;        /* max(n, k) */
+        size_t *order;       /* max(n, k) */
         size_t *rows;        /* n */
         unsigned char *mask; /* n */
         double *xlogx;       /* k */
@@ -303,12 +303,14 @@ static int compute_latent(struct cl_batch *b)
 
 static int batch_alloc(struct cl_batch *b)
 {
-        size_t n = b->n, k = b->p.k;
+        size_t n = b->n, k = b->p.k, nk = n > k ? n : k;
 
         b->status = malloc(n);
         b->mask = malloc(n);
-        b->keys = malloc(n * sizeof(*b->keys));
-        b->order = malloc((n > k ? n : k) * sizeof(*b->order));
+        /* keys and order also serve K-long steps (group_rows,
+         * count_calibrated_issues) when n < k. */
+        b->keys = malloc(nk * sizeof(*b->keys));
+        b->order = malloc(nk * sizeof(*b->order));
         b->rows = malloc(n * sizeof(*b->rows));
         b->by_class = malloc(n * sizeof(*b->by_class));
         b->class_start = malloc((k + 1) * sizeof(*b->class_start));
