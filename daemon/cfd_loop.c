@@ -58,7 +58,7 @@ struct slot {
         rd_kafka_resp_err_t err;
         struct cl_verdict verdict; /* clean and suspect routes */
         const char *error_code;    /* dead-letter route: "CL_E_RANGE" */
-        char reason[192];          /* dead-letter route: the detail */
+        char reason[256];          /* dead-letter route: the detail */
 };
 
 struct progress {
