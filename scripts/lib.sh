@@ -22,8 +22,9 @@ cfd_start_broker() {
         CFD_BROKER_PID=$!
         CFD_PIDS+=("$CFD_BROKER_PID")
         for i in $(seq 100); do
+                # The background shell may not have created the file yet.
                 CFD_BOOTSTRAP=$(awk '/^BOOTSTRAP /{print $2; exit}' \
-                        "$dir/broker.out")
+                        "$dir/broker.out" 2>/dev/null || true)
                 [ -n "$CFD_BOOTSTRAP" ] && return 0
                 kill -0 "$CFD_BROKER_PID" 2>/dev/null ||
                         cfd_die "broker exited: $(tail -n 3 "$dir/broker.log")"
