@@ -89,44 +89,53 @@ static unsigned argmax(const double *v, unsigned k)
         return best;
 }
 
+/* The probability checks of one row: NaN or infinity, then range. */
+static int check_values(const double *v, unsigned k, bool *ret_refused)
+{
+        unsigned j;
+
+        for (j = 0; j < k; j++) {
+                if (!isfinite(v[j])) {
+                        /* A NaN passes cleanlab's range check, an
+                         * infinity does not. */
+                        for (; j < k && !*ret_refused; j++)
+                                *ret_refused = isinf(v[j]);
+                        return CL_E_NONFINITE;
+                }
+        }
+        for (j = 0; j < k; j++) {
+                if (v[j] < -CL_EPS || v[j] > 1.0 + CL_EPS) {
+                        *ret_refused = true;
+                        return CL_E_RANGE;
+                }
+        }
+        return 0;
+}
+
 /*
- * Checks one row in the order of cl.h.  Sets *ret_refused when cleanlab
- * would reject the whole input for this row (NaN and the row sum pass its
- * checks; an infinity does not).
+ * Checks one row in the order of cl.h.  *ret_refused tells whether
+ * cleanlab would reject the whole input for this row; the row sum is not
+ * one of its checks.
  */
 static int check_row(const struct cl_batch_params *p, long label,
                      const double *v, bool *ret_refused)
 {
         double sum = 0.0;
         unsigned j;
-        int err = 0;
+        int err;
 
+        *ret_refused = true;
         if (label == CL_BATCH_LABEL_INVALID)
-                err = CL_E_LABEL_TYPE;
-        else if (label < 0 || (unsigned long)label >= p->k)
-                err = CL_E_LABEL_RANGE;
-        for (j = 0; j < p->k && err == 0; j++)
-                if (!isfinite(v[j]))
-                        err = CL_E_NONFINITE;
-        *ret_refused = err != 0;
-        if (err == CL_E_NONFINITE) {
-                *ret_refused = false;
-                for (j = 0; j < p->k; j++)
-                        if (isinf(v[j]))
-                                *ret_refused = true;
-        }
-        if (err != 0)
+                return CL_E_LABEL_TYPE;
+        if (label < 0 || (unsigned long)label >= p->k)
+                return CL_E_LABEL_RANGE;
+        *ret_refused = false;
+        err = check_values(v, p->k, ret_refused);
+        if (err < 0 || p->sum_tol <= 0.0)
                 return err;
         for (j = 0; j < p->k; j++)
-                if (v[j] < -CL_EPS || v[j] > 1.0 + CL_EPS)
-                        return *ret_refused = true, CL_E_RANGE;
-        if (p->sum_tol > 0.0) {
-                for (j = 0; j < p->k; j++)
-                        sum += v[j];
-                if (fabs(sum - 1.0) > p->sum_tol)
-                        return CL_E_ROW_SUM;
-        }
-        return 0;
+                sum += v[j];
+        return fabs(sum - 1.0) > p->sum_tol ? CL_E_ROW_SUM : 0;
 }
 
 /* Validates every row; counts the accepted rows of each class. */
