@@ -305,8 +305,6 @@ static int hdr_parse(struct hdr_parser *p, struct npy_header *h)
                                 h->dtype == NULL          ? "descr"
                                 : h->fortran_order < 0 ? "fortran_order"
                                                        : "shape");
-        if (h->fortran_order)
-                return hdr_fail(p, "fortran_order True is not supported");
         return 0;
 }
 
@@ -386,6 +384,29 @@ out_free_text:
         return rc;
 }
 
+/*
+ * Reorders a column-major (fortran_order) rows x cols array in place of
+ * *data into row-major order.  Returns 0, or -1 when out of memory.
+ */
+static int to_row_major(void **data, size_t rows, size_t cols, size_t size)
+{
+        const unsigned char *src = *data;
+        unsigned char *dst;
+
+        if (rows < 2 || cols < 2)
+                return 0; /* one row or one column: same bytes */
+        dst = malloc(rows * cols * size);
+        if (dst == NULL)
+                return -1;
+        for (size_t c = 0; c < cols; c++)
+                for (size_t r = 0; r < rows; r++)
+                        memcpy(dst + (r * cols + c) * size,
+                               src + (c * rows + r) * size, size);
+        free(*data);
+        *data = dst;
+        return 0;
+}
+
 /* Reads exactly nbytes of array data and checks nothing follows. */
 static int read_data(FILE *f, const char *path, void *data, size_t nbytes,
                      char *errbuf, size_t errsize)
@@ -446,6 +467,12 @@ int npy_load(const char *path, struct npy_array *ret, char *errbuf,
                 goto out_free_data;
         if (!host_is_little_endian())
                 swap_items(data, items, h.dtype->size);
+        if (h.fortran_order &&
+            to_row_major(&data, h.shape[0], h.shape[1], h.dtype->size) < 0) {
+                set_error(errbuf, errsize, "%s: out of memory for %zu bytes",
+                          path, nbytes);
+                goto out_free_data;
+        }
         *ret = (struct npy_array){.dtype = h.dtype->dtype,
                                   .rows = h.shape[0], .cols = h.shape[1],
                                   .ndim = h.ndim, .data = data};

@@ -301,16 +301,26 @@ static void test_npy_load_unsupported_dtype(void **state)
         expect_npy_error(path, "header at byte 20: unsupported dtype '>f8'");
 }
 
-static void test_npy_load_fortran_order(void **state)
+static void test_npy_load_fortran_order_is_transposed(void **state)
 {
-        char path[128];
+        /* Column-major bytes of [[1, 2, 3], [4, 5, 6]]. */
+        static const double col_major[6] = {1, 4, 2, 5, 3, 6};
+        char path[128], err[256];
+        struct npy_array a;
 
         (void)state;
         tooltest_path(path, sizeof(path), "fortran.npy");
         write_npy(path, 1,
-                  "{'descr': '<f8', 'fortran_order': True, 'shape': (1,), }",
-                  "\0\0\0\0\0\0\0\0", 8);
-        expect_npy_error(path, "fortran_order True is not supported");
+                  "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }",
+                  col_major, sizeof(col_major));
+        assert_int_equal(npy_load(path, &a, err, sizeof(err)), 0);
+        assert_int_equal(a.rows, 2);
+        assert_int_equal(a.cols, 3);
+        for (size_t r = 0; r < 2; r++)
+                for (size_t c = 0; c < 3; c++)
+                        assert_true(npy_get(&a, r, c) ==
+                                    (double)(r * 3 + c + 1));
+        npy_array_free(&a);
 }
 
 static void test_npy_load_three_dims(void **state)
@@ -900,7 +910,7 @@ static int run_unit_tests(void)
                 cmocka_unit_test(test_npy_load_bad_version),
                 cmocka_unit_test(test_npy_load_header_too_long),
                 cmocka_unit_test(test_npy_load_unsupported_dtype),
-                cmocka_unit_test(test_npy_load_fortran_order),
+                cmocka_unit_test(test_npy_load_fortran_order_is_transposed),
                 cmocka_unit_test(test_npy_load_three_dims),
                 cmocka_unit_test(test_npy_load_zero_dims),
                 cmocka_unit_test(test_npy_load_missing_key),
