@@ -273,7 +273,7 @@ out_closedir:
 
 int cfd_mock_topic_create(struct cfd_mock *m, const char *topic,
                           int partition_cnt, struct cfd_mock_error *err) {
-        rd_kafka_resp_err_t kerr;
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
         if (!topic || !*topic || strlen(topic) > 249)
                 return set_error(err, CFD_MOCK_E_PARAM,
@@ -379,8 +379,8 @@ static int parse_resp_err(const char *cmd, const char *word,
 
 static int cmd_updown(struct cfd_mock *m, char **argv,
                       struct cfd_mock_error *err) {
-        rd_kafka_resp_err_t kerr;
-        int32_t id;
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        int32_t id = 0;
         int up = !strcmp(argv[0], "up");
         int rc;
 
@@ -397,8 +397,8 @@ static int cmd_updown(struct cfd_mock *m, char **argv,
 
 static int cmd_rtt(struct cfd_mock *m, char **argv,
                    struct cfd_mock_error *err) {
-        rd_kafka_resp_err_t kerr;
-        int32_t id;
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        int32_t id = 0;
         long ms;
         int rc;
 
@@ -419,7 +419,7 @@ static int cmd_rtt(struct cfd_mock *m, char **argv,
 
 static int cmd_err(struct cfd_mock *m, char **argv,
                    struct cfd_mock_error *err) {
-        rd_kafka_resp_err_t kerr, *errs;
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR, *errs;
         int16_t api;
         long count = 1, i;
         int rc;
