@@ -64,14 +64,14 @@ struct msg_str {
  */
 struct msg_label {
         enum msg_id_kind id_kind;
-        int64_t id_int;    /* MSG_ID_INT */
-        struct msg_str id; /* MSG_ID_STR */
-        int64_t label;     /* class index; a name is mapped through the schema */
-        double *probs;     /* K values, filled by the decoder */
-        struct msg_str annotator; /* optional */
-        struct msg_str model;     /* optional */
+        int64_t id_int;           /* MSG_ID_INT */
+        struct msg_str id;        /* MSG_ID_STR */
+        int64_t label;            /* class index; a name is mapped to it */
+        double *probs;            /* K values, filled by the decoder */
+        struct msg_str annotator; /* optional: ptr NULL when absent */
+        struct msg_str model;     /* optional: ptr NULL when absent */
         bool has_ts;
-        double ts; /* optional: any number, as sent */
+        double ts;                /* optional: any number, as sent */
 };
 
 struct msg_decoder;
