@@ -9,6 +9,7 @@
  */
 #include "cfg.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -564,14 +565,14 @@ static int load_props(struct cfg_error *err, const struct cfg_node *map,
 
 /* ---- kafka.topics ---- */
 
-enum { T_INPUT, T_CLEAN, T_SUSPECT, T_DEAD_LETTER, T_N };
+enum { T_INPUT, T_CLEAN, T_SUSPECT, T_DEAD_LETTER, T_STATE, T_N };
 
 static const char *const topic_keys[T_N] = {"input", "clean", "suspect",
-                                            "dead_letter"};
+                                            "dead_letter", "state"};
 
 /* Default name of each output: the input topic and this suffix. */
 static const char *const topic_suffixes[T_N] = {"", ".clean", ".suspect",
-                                                ".dead-letter"};
+                                                ".dead-letter", ".state"};
 
 static int default_topic(struct cfg_error *err, const struct cfg_node *input,
                          size_t t, char **ret)
@@ -633,6 +634,7 @@ static int load_topics(struct cfg_error *err, const struct cfg_node *map,
                 &cfg->kafka.topic_clean,
                 &cfg->kafka.topic_suspect,
                 &cfg->kafka.topic_dead_letter,
+                &cfg->kafka.topic_state,
         };
         struct field f[T_N];
         size_t t;
@@ -925,12 +927,124 @@ static int load_log(struct cfg_error *err, const struct cfg_node *map,
         return rc;
 }
 
+static const char *const delivery_modes[] = {"exactly_once",
+                                             "at_least_once"};
+
+enum { D_MODE, D_TXN_ID, D_N };
+
+static const char *const delivery_keys[D_N] = {"mode", "transactional_id"};
+
+static int load_delivery(struct cfg_error *err, const struct cfg_node *map,
+                         struct cfg *cfg)
+{
+        struct field f[D_N];
+        size_t mode;
+        int rc;
+
+        rc = section_fields(err, map, "delivery", delivery_keys, f, D_N);
+        if (rc == 0 && f[D_MODE].value) {
+                rc = get_choice(err, f[D_MODE].value, "mode", delivery_modes,
+                                ARRAY_SIZE(delivery_modes), &mode);
+                if (rc == 0)
+                        cfg->delivery.mode = (enum cfg_delivery)mode;
+        }
+        if (rc == 0 && f[D_TXN_ID].value)
+                rc = get_string(err, f[D_TXN_ID].value, "transactional_id",
+                                &cfg->delivery.transactional_id);
+        return rc;
+}
+
+/* "confidentd-<group_id>" unless the config names one. */
+static int default_transactional_id(struct cfg_error *err,
+                                    const struct cfg_node *root,
+                                    struct cfg *cfg)
+{
+        size_t len = strlen(cfg->kafka.group_id) + sizeof("confidentd-");
+
+        if (cfg->delivery.transactional_id)
+                return 0;
+        cfg->delivery.transactional_id = malloc(len);
+        if (!cfg->delivery.transactional_id)
+                return fail_nomem(err, root);
+        snprintf(cfg->delivery.transactional_id, len, "confidentd-%s",
+                 cfg->kafka.group_id);
+        return 0;
+}
+
+enum { S_INITIAL, S_N };
+
+static const char *const state_keys[S_N] = {"initial"};
+
+static int load_state(struct cfg_error *err, const struct cfg_node *map,
+                      struct cfg *cfg)
+{
+        struct field f[S_N];
+        int rc;
+
+        rc = section_fields(err, map, "state", state_keys, f, S_N);
+        if (rc == 0 && f[S_INITIAL].value)
+                rc = get_string(err, f[S_INITIAL].value, "initial",
+                                &cfg->state.initial);
+        return rc;
+}
+
+enum { M_LISTEN, M_N };
+
+static const char *const metrics_keys[M_N] = {"listen"};
+
+/* "host:port" with a port in 0..65535 (0: any free port). */
+static bool is_listen_address(const char *s)
+{
+        const char *colon = strrchr(s, ':');
+        unsigned long port;
+        char *end;
+
+        if (!colon || colon == s || !colon[1])
+                return false;
+        errno = 0;
+        port = strtoul(colon + 1, &end, 10);
+        return !errno && !*end && port <= 65535 &&
+               isdigit((unsigned char)colon[1]);
+}
+
+static int load_metrics(struct cfg_error *err, const struct cfg_node *map,
+                        struct cfg *cfg)
+{
+        const struct cfg_node *node;
+        char shown[CFG_QUOTE_SIZE];
+        struct field f[M_N];
+        int rc;
+
+        rc = section_fields(err, map, "metrics", metrics_keys, f, M_N);
+        if (rc < 0 || !f[M_LISTEN].value)
+                return rc;
+        node = f[M_LISTEN].value;
+        rc = get_string(err, node, "listen", &cfg->metrics.listen);
+        if (rc == 0 && !is_listen_address(cfg->metrics.listen))
+                return cfg_error_set(err, CFG_E_VALUE, node->line, node->col,
+                                     "'listen' must be host:port, got %s",
+                                     quote_node(node, shown, sizeof(shown)));
+        return rc;
+}
+
 /* ---- top level ---- */
 
-enum { R_KAFKA, R_CLASSES, R_FILTER, R_COMMIT, R_LOG, R_N };
+enum {
+        R_KAFKA,
+        R_CLASSES,
+        R_FILTER,
+        R_COMMIT,
+        R_DELIVERY,
+        R_STATE,
+        R_METRICS,
+        R_LOG,
+        R_N
+};
 
-static const char *const root_keys[R_N] = {"kafka", "classes", "filter",
-                                           "commit", "log"};
+static const char *const root_keys[R_N] = {
+        "kafka", "classes", "filter", "commit",
+        "delivery", "state", "metrics", "log",
+};
 
 static int load_root(struct cfg_error *err, const struct cfg_node *root,
                      struct cfg *cfg)
@@ -961,8 +1075,16 @@ static int load_root(struct cfg_error *err, const struct cfg_node *root,
                 rc = load_filter(err, f[R_FILTER].value, cfg);
         if (rc == 0 && f[R_COMMIT].value)
                 rc = load_commit(err, f[R_COMMIT].value, cfg);
+        if (rc == 0 && f[R_DELIVERY].value)
+                rc = load_delivery(err, f[R_DELIVERY].value, cfg);
+        if (rc == 0 && f[R_STATE].value)
+                rc = load_state(err, f[R_STATE].value, cfg);
+        if (rc == 0 && f[R_METRICS].value)
+                rc = load_metrics(err, f[R_METRICS].value, cfg);
         if (rc == 0 && f[R_LOG].value)
                 rc = load_log(err, f[R_LOG].value, cfg);
+        if (rc == 0)
+                rc = default_transactional_id(err, root, cfg);
         if (rc == 0 && !cfg->filter.method)
                 rc = dup_string(err, root, filter_methods[0],
                                 &cfg->filter.method);
@@ -1135,6 +1257,7 @@ void cfg_free(struct cfg *cfg)
         free(cfg->kafka.topic_clean);
         free(cfg->kafka.topic_suspect);
         free(cfg->kafka.topic_dead_letter);
+        free(cfg->kafka.topic_state);
         props_release(&cfg->kafka.common);
         props_release(&cfg->kafka.consumer);
         props_release(&cfg->kafka.producer);
@@ -1142,6 +1265,9 @@ void cfg_free(struct cfg *cfg)
                 free(cfg->classes.names[i]);
         free(cfg->classes.names);
         free(cfg->filter.method);
+        free(cfg->delivery.transactional_id);
+        free(cfg->state.initial);
+        free(cfg->metrics.listen);
         free(cfg);
 }
 

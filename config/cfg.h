@@ -59,6 +59,11 @@ struct cfg_props {
         size_t n;
 };
 
+enum cfg_delivery {
+        CFG_DELIVERY_EXACTLY_ONCE = 0, /* Kafka transactions */
+        CFG_DELIVERY_AT_LEAST_ONCE,    /* commit after delivery */
+};
+
 enum cfg_log_level {
         CFG_LOG_ERROR = 0,
         CFG_LOG_WARN,
@@ -75,10 +80,11 @@ struct cfg {
                 bool embedded;     /* bootstrap == "embedded" */
                 unsigned embedded_partitions; /* topics made in embedded */
                 char *group_id;
-                char *topic_input;       /* the four topics differ */
+                char *topic_input;       /* the five topics differ */
                 char *topic_clean;       /* default <input>.clean */
                 char *topic_suspect;     /* default <input>.suspect */
                 char *topic_dead_letter; /* default <input>.dead-letter */
+                char *topic_state;       /* default <input>.state */
                 struct cfg_props common;   /* kafka.properties */
                 struct cfg_props consumer; /* kafka.consumer_properties */
                 struct cfg_props producer; /* kafka.producer_properties */
@@ -104,6 +110,19 @@ struct cfg {
                 unsigned max_items;   /* 1..10000000 items per commit */
                 unsigned interval_ms; /* 1..60000 between commits */
         } commit;
+
+        struct {
+                enum cfg_delivery mode;  /* default exactly_once */
+                char *transactional_id;  /* default "confidentd-<group_id>" */
+        } delivery;
+
+        struct {
+                char *initial; /* snapshot file to start from, or NULL */
+        } state;
+
+        struct {
+                char *listen; /* "host:port" of /metrics, or NULL: off */
+        } metrics;
 
         struct {
                 enum cfg_log_level level;

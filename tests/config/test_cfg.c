@@ -307,7 +307,7 @@ static void test_cfg_load_string_topic_name_limits(void **state)
                  "kafka:\n"
                  "  bootstrap: b\n"
                  "  topics: {input: %s, clean: c, suspect: s,"
-                 " dead_letter: ...}\n"
+                 " dead_letter: ..., state: st}\n"
                  "classes: [a, b]\n",
                  name);
         cfg = load_ok(text);
@@ -603,6 +603,81 @@ static void test_cfg_load_string_nul_in_scalar(void **state)
         (void)state;
         load_bad(HEAD "log: {level: \"in\\0fo\"}\n", CFG_E_SYNTAX,
                  BAD ":3:14: scalar contains a nul character");
+}
+
+/* ---- delivery, state, metrics ---- */
+
+static void test_cfg_load_string_delivery_state_metrics_defaults(void **state)
+{
+        struct cfg *cfg = load_ok(HEAD);
+
+        (void)state;
+        assert_int_equal(cfg->delivery.mode, CFG_DELIVERY_EXACTLY_ONCE);
+        assert_string_equal(cfg->delivery.transactional_id,
+                            "confidentd-confidentd");
+        assert_string_equal(cfg->kafka.topic_state, "in.state");
+        assert_null(cfg->state.initial);
+        assert_null(cfg->metrics.listen);
+        cfg_free(cfg);
+}
+
+static void test_cfg_load_string_delivery_state_metrics_set(void **state)
+{
+        struct cfg *cfg = load_ok(
+                HEAD "delivery: {mode: at_least_once, transactional_id: t1}\n"
+                     "state: {initial: /var/lib/confidentd/seed.state}\n"
+                     "metrics: {listen: \"127.0.0.1:9464\"}\n");
+
+        (void)state;
+        assert_int_equal(cfg->delivery.mode, CFG_DELIVERY_AT_LEAST_ONCE);
+        assert_string_equal(cfg->delivery.transactional_id, "t1");
+        assert_string_equal(cfg->state.initial,
+                            "/var/lib/confidentd/seed.state");
+        assert_string_equal(cfg->metrics.listen, "127.0.0.1:9464");
+        cfg_free(cfg);
+}
+
+static void test_cfg_load_string_delivery_mode_unknown(void **state)
+{
+        (void)state;
+        load_bad(HEAD "delivery: {mode: twice}\n", CFG_E_VALUE,
+                 BAD ":3:18: 'mode' must be one of exactly_once, "
+                     "at_least_once, got 'twice'");
+}
+
+static void test_cfg_load_string_delivery_unknown_key(void **state)
+{
+        (void)state;
+        load_bad(HEAD "delivery: {retries: 3}\n", CFG_E_UNKNOWN,
+                 BAD ":3:12: unknown key 'retries' in 'delivery'");
+}
+
+static void test_cfg_load_string_metrics_listen_invalid(void **state)
+{
+        (void)state;
+        load_bad(HEAD "metrics: {listen: 9464}\n", CFG_E_VALUE,
+                 BAD ":3:19: 'listen' must be host:port, got '9464'");
+        load_bad(HEAD "metrics: {listen: \"localhost:70000\"}\n",
+                 CFG_E_VALUE,
+                 BAD ":3:19: 'listen' must be host:port, got "
+                     "'localhost:70000'");
+}
+
+static void test_cfg_load_string_state_topic_not_distinct(void **state)
+{
+        (void)state;
+        load_bad("kafka: {bootstrap: b, topics: {input: in, state: in.clean}}\n"
+                 "classes: [a, b]\n",
+                 CFG_E_VALUE,
+                 BAD ":1:50: 'clean' and 'state' must name different "
+                     "topics, both are 'in.clean'");
+}
+
+static void test_cfg_load_string_state_unknown_key(void **state)
+{
+        (void)state;
+        load_bad(HEAD "state: {topic: x}\n", CFG_E_UNKNOWN,
+                 BAD ":3:9: unknown key 'topic' in 'state'");
 }
 
 /* ---- unknown keys, one per level ---- */
@@ -1288,6 +1363,16 @@ int main(void)
                 cmocka_unit_test(test_cfg_load_string_accepts_number_forms),
                 cmocka_unit_test(test_cfg_load_string_every_method_and_level),
                 cmocka_unit_test(test_cfg_load_string_topic_name_limits),
+                cmocka_unit_test(
+                        test_cfg_load_string_delivery_state_metrics_defaults),
+                cmocka_unit_test(
+                        test_cfg_load_string_delivery_state_metrics_set),
+                cmocka_unit_test(test_cfg_load_string_delivery_mode_unknown),
+                cmocka_unit_test(test_cfg_load_string_delivery_unknown_key),
+                cmocka_unit_test(test_cfg_load_string_metrics_listen_invalid),
+                cmocka_unit_test(
+                        test_cfg_load_string_state_topic_not_distinct),
+                cmocka_unit_test(test_cfg_load_string_state_unknown_key),
                 cmocka_unit_test(test_cfg_load_string_null_error_and_name),
                 cmocka_unit_test(test_cfg_load_string_not_nul_terminated),
                 cmocka_unit_test(test_cfg_class_index_finds_names),
