@@ -832,13 +832,30 @@ enum {
         F_WARMUP_CLASS,
         F_MIN_EXAMPLES,
         F_SUM_TOLERANCE,
+        F_WARMUP_POLICY,
+        F_MAX_HOLD_MS,
         F_N
 };
 
 static const char *const filter_keys[F_N] = {
-        "method",       "half_life",    "bins",          "warmup_total",
-        "warmup_class", "min_examples", "sum_tolerance",
+        "method",        "half_life",     "bins",
+        "warmup_total",  "warmup_class",  "min_examples",
+        "sum_tolerance", "warmup_policy", "max_hold_ms",
 };
+
+static const char *const warmup_policies[] = {"pass", "hold"};
+
+static int load_warmup_policy(struct cfg_error *err,
+                              const struct cfg_node *node, struct cfg *cfg)
+{
+        size_t i;
+        int rc = get_choice(err, node, "warmup_policy", warmup_policies,
+                            ARRAY_SIZE(warmup_policies), &i);
+
+        if (rc == 0)
+                cfg->filter.warmup_policy = (enum cfg_warmup_policy)i;
+        return rc;
+}
 
 static int load_method(struct cfg_error *err, const struct cfg_node *node,
                        struct cfg *cfg)
@@ -880,6 +897,11 @@ static int load_filter(struct cfg_error *err, const struct cfg_node *map,
         if (rc == 0)
                 rc = opt_nonneg(err, &f[F_SUM_TOLERANCE],
                                 &cfg->filter.sum_tolerance);
+        if (rc == 0 && f[F_WARMUP_POLICY].value)
+                rc = load_warmup_policy(err, f[F_WARMUP_POLICY].value, cfg);
+        if (rc == 0)
+                rc = opt_uint(err, &f[F_MAX_HOLD_MS], 1, 3600000,
+                              &cfg->filter.max_hold_ms);
         return rc;
 }
 
@@ -1102,6 +1124,8 @@ static void set_defaults(struct cfg *cfg)
         cfg->filter.warmup_class = 30;
         cfg->filter.min_examples = 1;
         cfg->filter.sum_tolerance = 0.001;
+        cfg->filter.warmup_policy = CFG_WARMUP_HOLD;
+        cfg->filter.max_hold_ms = 10000;
         cfg->commit.max_items = 10000;
         cfg->commit.interval_ms = 100;
         cfg->log.level = CFG_LOG_INFO;

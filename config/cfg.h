@@ -59,6 +59,11 @@ struct cfg_props {
         size_t n;
 };
 
+enum cfg_warmup_policy {
+        CFG_WARMUP_PASS = 0, /* warm-up items go to clean at once */
+        CFG_WARMUP_HOLD,     /* held, then decided together in batch */
+};
+
 enum cfg_delivery {
         CFG_DELIVERY_EXACTLY_ONCE = 0, /* Kafka transactions */
         CFG_DELIVERY_AT_LEAST_ONCE,    /* commit after delivery */
@@ -104,6 +109,8 @@ struct cfg {
                 double warmup_class; /* >= 0 */
                 double min_examples; /* >= 0 */
                 double sum_tolerance; /* >= 0; 0 = off */
+                enum cfg_warmup_policy warmup_policy; /* default hold */
+                unsigned max_hold_ms; /* 1..3600000, default 10000 */
         } filter;
 
         struct {
