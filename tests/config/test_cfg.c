@@ -637,6 +637,31 @@ static void test_cfg_load_string_delivery_state_metrics_set(void **state)
         cfg_free(cfg);
 }
 
+static void test_cfg_load_string_warmup_policy(void **state)
+{
+        struct cfg *cfg = load_ok(HEAD);
+
+        (void)state;
+        assert_int_equal(cfg->filter.warmup_policy, CFG_WARMUP_HOLD);
+        assert_int_equal(cfg->filter.max_hold_ms, 10000);
+        cfg_free(cfg);
+        cfg = load_ok(HEAD "filter: {warmup_policy: pass, max_hold_ms: 250}\n");
+        assert_int_equal(cfg->filter.warmup_policy, CFG_WARMUP_PASS);
+        assert_int_equal(cfg->filter.max_hold_ms, 250);
+        cfg_free(cfg);
+}
+
+static void test_cfg_load_string_warmup_policy_invalid(void **state)
+{
+        (void)state;
+        load_bad(HEAD "filter: {warmup_policy: wait}\n", CFG_E_VALUE,
+                 BAD ":3:25: 'warmup_policy' must be one of pass, hold, "
+                     "got 'wait'");
+        filter_bad("max_hold_ms", "0",
+                   "'max_hold_ms' must be an integer between 1 and "
+                   "3600000, got '0'");
+}
+
 static void test_cfg_load_string_delivery_mode_unknown(void **state)
 {
         (void)state;
@@ -1367,6 +1392,8 @@ int main(void)
                         test_cfg_load_string_delivery_state_metrics_defaults),
                 cmocka_unit_test(
                         test_cfg_load_string_delivery_state_metrics_set),
+                cmocka_unit_test(test_cfg_load_string_warmup_policy),
+                cmocka_unit_test(test_cfg_load_string_warmup_policy_invalid),
                 cmocka_unit_test(test_cfg_load_string_delivery_mode_unknown),
                 cmocka_unit_test(test_cfg_load_string_delivery_unknown_key),
                 cmocka_unit_test(test_cfg_load_string_metrics_listen_invalid),
