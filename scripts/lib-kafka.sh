@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for tests on a real Apache Kafka broker, run by
 # scripts/kafka-broker.  Source it and call kafka_cleanup from an EXIT
 # trap; every broker started here also stops by itself when the sourcing
@@ -23,7 +24,9 @@ kafka_fetch_or_skip() {
         esac
 }
 
-# Sets KAFKA_BOOTSTRAP and KAFKA_PID from the broker in DIR.
+# Sets KAFKA_BOOTSTRAP and KAFKA_PID, read by the sourcing script, from
+# the broker in DIR.
+# shellcheck disable=SC2034
 kafka_read_state() {
         local dir=$1 out
 
