@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cl_hist.h"
+#include "cl_hold.h"
 #include "cl_state.h"
 
 struct err_entry {
@@ -34,7 +35,8 @@ static const struct err_entry err_table[] = {
         { CL_E_VERSION, "CL_E_VERSION",
           "unknown state snapshot format version" },
         { CL_E_MISMATCH, "CL_E_MISMATCH",
-          "states differ in K, bins, half-life or filter" },
+          "states differ in K, bins, half-life, filter or cells" },
+        { CL_E_HELD, "CL_E_HELD", "the state holds items not yet released" },
 };
 
 static const struct err_entry *err_find(int code)
@@ -100,8 +102,33 @@ const char *cl_tag_name(enum cl_tag tag)
                 return "suspect";
         case CL_TAG_WARMUP:
                 return "warmup";
+        case CL_TAG_HELD:
+                return "held";
         }
         return NULL;
+}
+
+const char *cl_warmup_policy_name(enum cl_warmup_policy w)
+{
+        switch (w) {
+        case CL_WARMUP_PASS:
+                return "pass";
+        case CL_WARMUP_HOLD:
+                return "hold";
+        }
+        return NULL;
+}
+
+int cl_warmup_policy_parse(const char *name,
+                           enum cl_warmup_policy *ret_policy)
+{
+        if (name && strcmp(name, "pass") == 0)
+                *ret_policy = CL_WARMUP_PASS;
+        else if (name && strcmp(name, "hold") == 0)
+                *ret_policy = CL_WARMUP_HOLD;
+        else
+                return CL_E_PARAM;
+        return 0;
 }
 
 int cl_label_from_double(double x, long *ret_label)
@@ -131,6 +158,20 @@ void cl_params_init(struct cl_params *p, unsigned k)
         p->min_examples = 1.0;
         p->sum_tol = 1e-3;
         p->low_final_filter = false;
+        p->warmup_policy = CL_WARMUP_PASS;
+        p->cells = k > 1 ? CL_CELLS_BUDGET / k : 1;
+        /* Fewer than four per class cost F1 on simulated streams: the
+         * lightest cell keeps being taken over (docs/streaming.md). */
+        if (p->cells < 4)
+                p->cells = 4;
+        if (k > 1 && p->cells > k - 1)
+                p->cells = k - 1;
+}
+
+/* Cells kept per class, for parameters not yet checked (K may be 0). */
+static uint64_t cells_of(const struct cl_params *p)
+{
+        return p->k < 2 ? p->cells : cl_cells_per_class(p);
 }
 
 /* Lengths of the three histograms the filter needs (0 for the others). */
@@ -163,31 +204,36 @@ static void hist_lengths(const struct cl_params *p, uint64_t *ret_sc,
                 break;
         }
         *ret_sc = sc ? k * h : 0;
-        *ret_mg = mg && k > 0 ? k * (k - 1) * h : 0;
+        *ret_mg = mg ? k * cells_of(p) * h : 0;
         *ret_low = low ? h : 0;
 }
 
-/* Doubles in the state block; in 64 bits, as K^2 B may pass 2^32. */
+/* Doubles in the state block; in 64 bits, as K S B may pass 2^32. */
 static uint64_t block_doubles(const struct cl_params *p)
 {
         uint64_t k = p->k, sc, mg, low;
 
         hist_lengths(p, &sc, &mg, &low);
-        /* total, offdiag, cnt, sc_sum, joint, histograms, thr, thr_m */
-        return 2 + 2 * k + k * k + sc + mg + low + 2 * k;
+        /* total, offdiag, cnt, sc_sum, diag, off, cell_cnt, cell_err,
+         * cell_mass, histograms, thr, thr_m */
+        return 2 + 4 * k + 3 * k * cells_of(p) + sc + mg + low + 2 * k;
 }
 
 size_t cl_params_memory(const struct cl_params *p)
 {
-        uint64_t n;
+        uint64_t n, cols;
 
-        /* K and bins beyond their limits could overflow 64 bits. */
+        /* K, cells and bins beyond their limits could overflow 64 bits. */
         if (p->k > CL_K_MAX || p->bins < 1 || p->bins > CL_BINS_MAX)
                 return SIZE_MAX;
         n = block_doubles(p);
-        if (n > (SIZE_MAX - sizeof(struct cl_state)) / sizeof(double))
+        cols = (uint64_t)p->k * cells_of(p);
+        /* The doubles, then the cell columns (uint32_t each). */
+        if (n > (SIZE_MAX - sizeof(struct cl_state)) / sizeof(double) / 2 ||
+            cols > (SIZE_MAX / 2) / sizeof(uint32_t))
                 return SIZE_MAX;
-        return sizeof(struct cl_state) + (size_t)n * sizeof(double);
+        return sizeof(struct cl_state) + (size_t)n * sizeof(double) +
+               (size_t)cols * sizeof(uint32_t);
 }
 
 static bool is_count(double x)
@@ -210,12 +256,15 @@ int cl_params_check(const struct cl_params *p)
 
         if (!p || p->k < 2 || p->k > CL_K_MAX)
                 return CL_E_PARAM;
-        if (!cl_filter_name(p->filter))
+        if (!cl_filter_name(p->filter) ||
+            !cl_warmup_policy_name(p->warmup_policy))
                 return CL_E_PARAM;
         if (p->bins < CL_BINS_MIN || p->bins > CL_BINS_MAX)
                 return CL_E_PARAM;
         if (!is_count(p->half_life) || p->half_life > CL_HALF_LIFE_MAX ||
             (p->half_life > 0.0 && p->half_life < 1.0))
+                return CL_E_PARAM;
+        if (p->cells < 1)
                 return CL_E_PARAM;
         if (!is_count(p->warmup_total) || !is_count(p->warmup_class) ||
             !is_count(p->min_examples) || !is_count(p->sum_tol))
@@ -226,12 +275,12 @@ int cl_params_check(const struct cl_params *p)
         if (p->warmup_total >= limit || p->warmup_class >= limit ||
             p->min_examples >= limit)
                 return CL_E_PARAM;
-        /* TODO: prune_by_noise_rate and both keep K (K - 1) margin trees;
-         * at B = 256 a K above about 700 passes CL_STATE_MAX_BYTES and is
-         * refused here with CL_E_PARAM, so the daemon will not start.
-         * Keeping trees only for cells whose joint passes a floor (each
-         * with its own warm-up) would lift the limit. */
+        /* Only an exact state (cells >= K - 1) of a large K, or huge bins,
+         * can pass the limit. */
         if (cl_params_memory(p) > CL_STATE_MAX_BYTES)
+                return CL_E_PARAM;
+        /* The hold buffer (cl_hold.c) counts towards the same limit. */
+        if (cl_hold_memory(p) > CL_STATE_MAX_BYTES - cl_params_memory(p))
                 return CL_E_PARAM;
         return 0;
 }
@@ -248,8 +297,16 @@ static void state_layout(struct cl_state *st)
         x += k;
         st->sc_sum = x;
         x += k;
-        st->joint = x;
-        x += k * k;
+        st->diag = x;
+        x += k;
+        st->off = x;
+        x += k;
+        st->cell_cnt = x;
+        x += st->n_cells;
+        st->cell_err = x;
+        x += st->n_cells;
+        st->cell_mass = x;
+        x += st->n_cells;
         st->h_sc = st->n_sc ? x : NULL;
         x += st->n_sc;
         st->h_mg = st->n_mg ? x : NULL;
@@ -278,6 +335,17 @@ void cl_state_refresh(struct cl_state *st)
         }
 }
 
+/* Columns of a fresh state: fixed when exact, else every cell unused. */
+static void cells_reset(struct cl_state *st)
+{
+        unsigned k = st->p.k;
+
+        for (unsigned i = 0; i < k; i++)
+                for (unsigned s = 0; s < st->cells; s++)
+                        st->cell_col[(size_t)i * st->cells + s] =
+                                st->exact ? cl_exact_col(i, s) : k;
+}
+
 int cl_state_new(const struct cl_params *p, struct cl_state **ret_state)
 {
         struct cl_state *st;
@@ -298,17 +366,28 @@ int cl_state_new(const struct cl_params *p, struct cl_state **ret_state)
         st->n_sc = (size_t)sc;
         st->n_mg = (size_t)mg;
         st->n_low = (size_t)low;
+        st->cells = cl_cells_per_class(p);
+        st->exact = st->cells == p->k - 1;
+        st->n_cells = (size_t)p->k * st->cells;
         st->block = calloc((size_t)block_doubles(p), sizeof(double));
-        if (!st->block) {
+        st->cell_col = calloc(st->n_cells, sizeof(*st->cell_col));
+        if (!st->block || !st->cell_col) {
+                free(st->cell_col);
+                free(st->block);
                 free(st);
                 return CL_E_NOMEM;
         }
         state_layout(st);
+        cells_reset(st);
         st->w = 1.0;
         st->growth = p->half_life > 0.0 ? exp2(1.0 / p->half_life) : 1.0;
         st->half_bins = p->bins / 2.0;
         cl_hist_shape_init(&st->shape, p->bins);
         cl_state_refresh(st);
+        if (cl_hold_init(st) < 0) {
+                cl_state_free(st);
+                return CL_E_NOMEM;
+        }
         *ret_state = st;
         return 0;
 }
@@ -317,6 +396,8 @@ void cl_state_free(struct cl_state *st)
 {
         if (!st)
                 return;
+        cl_hold_release(st);
+        free(st->cell_col);
         free(st->block);
         free(st);
 }
@@ -348,9 +429,14 @@ double cl_state_class_count(const struct cl_state *st, unsigned k)
 
 double cl_state_joint(const struct cl_state *st, unsigned i, unsigned j)
 {
+        size_t c;
+
         if (i >= st->p.k || j >= st->p.k)
                 return 0.0;
-        return st->joint[(size_t)i * st->p.k + j] / st->w;
+        if (i == j)
+                return st->diag[i] / st->w;
+        c = cl_cell_find(st, i, j);
+        return c == SIZE_MAX ? 0.0 : st->cell_cnt[c] / st->w;
 }
 
 /* The tree of histogram h (class i, cell (i, j)), or NULL if not kept. */
@@ -358,6 +444,7 @@ static const double *hist_tree(const struct cl_state *st, enum cl_hist h,
                                unsigned i, unsigned j)
 {
         unsigned k = st->p.k;
+        size_t c;
 
         switch (h) {
         case CL_HIST_SELF_CONF:
@@ -365,7 +452,8 @@ static const double *hist_tree(const struct cl_state *st, enum cl_hist h,
         case CL_HIST_MARGIN:
                 if (!st->h_mg || i >= k || j >= k || i == j)
                         return NULL;
-                return cl_margin_tree(st, i, j);
+                c = cl_cell_find(st, i, j);
+                return c == SIZE_MAX ? NULL : cl_cell_tree(st, c);
         case CL_HIST_LOW_SC:
                 if (st->p.filter != CL_FILTER_LOW_SELF_CONFIDENCE)
                         return NULL;
@@ -392,7 +480,73 @@ int cl_state_hist(const struct cl_state *st, enum cl_hist h, unsigned i,
 
 size_t cl_state_memory(const struct cl_state *st)
 {
-        return cl_params_memory(&st->p);
+        return cl_params_memory(&st->p) + cl_hold_memory(&st->p);
+}
+
+/* d[x] = d[x] * sd + s[x] * ss for n doubles; d may be s. */
+static void sums_merge(double *d, const double *s, size_t n, double sd,
+                       double ss)
+{
+        for (size_t x = 0; x < n; x++)
+                d[x] = d[x] * sd + s[x] * ss;
+}
+
+/* Cell c of src, scaled by ss, added to cell d of dst (add) or in place
+ * of it. */
+static void cell_take(struct cl_state *dst, size_t d,
+                      const struct cl_state *src, size_t c, double ss,
+                      bool add)
+{
+        size_t h = dst->shape.nodes;
+        double sd = add ? 1.0 : 0.0;
+
+        dst->cell_col[d] = src->cell_col[c];
+        sums_merge(dst->cell_cnt + d, src->cell_cnt + c, 1, sd, ss);
+        sums_merge(dst->cell_err + d, src->cell_err + c, 1, sd, ss);
+        sums_merge(dst->cell_mass + d, src->cell_mass + c, 1, sd, ss);
+        if (dst->h_mg)
+                sums_merge(cl_cell_tree(dst, d), cl_cell_tree(src, c), h, sd,
+                           ss);
+}
+
+/* The cell of class i with the least joint weight (the first such). */
+static size_t cell_lightest(const struct cl_state *st, unsigned i)
+{
+        size_t c = (size_t)i * st->cells, best = c;
+
+        for (size_t end = c + st->cells; c < end; c++)
+                if (st->cell_cnt[c] < st->cell_cnt[best])
+                        best = c;
+        return best;
+}
+
+/*
+ * Class i of two states with cells that follow their heaviest columns
+ * (dst already in effective units): a column both keep adds; one only src
+ * keeps replaces dst's lightest cell if it weighs more.  Taking each
+ * candidate against the current lightest keeps the heaviest S columns of
+ * the union.  O(S^2).
+ */
+static void cells_merge_row(struct cl_state *dst, const struct cl_state *src,
+                            unsigned i, double ss)
+{
+        size_t c = (size_t)i * src->cells;
+
+        for (size_t end = c + src->cells; c < end; c++) {
+                unsigned j = src->cell_col[c];
+                size_t d;
+
+                if (j == src->p.k)
+                        continue;
+                d = cl_cell_find(dst, i, j);
+                if (d != SIZE_MAX) {
+                        cell_take(dst, d, src, c, ss, true);
+                        continue;
+                }
+                d = cell_lightest(dst, i);
+                if (src->cell_cnt[c] * ss > dst->cell_cnt[d])
+                        cell_take(dst, d, src, c, ss, false);
+        }
 }
 
 int cl_state_merge(struct cl_state *dst, const struct cl_state *src)
@@ -401,7 +555,8 @@ int cl_state_merge(struct cl_state *dst, const struct cl_state *src)
         double sd, ss;
 
         if (a->k != b->k || a->bins != b->bins ||
-            a->half_life != b->half_life || a->filter != b->filter)
+            a->half_life != b->half_life || a->filter != b->filter ||
+            dst->cells != src->cells)
                 return CL_E_MISMATCH;
 
         /* Both in effective units (newest item weighs 1), then added: the
@@ -409,8 +564,25 @@ int cl_state_merge(struct cl_state *dst, const struct cl_state *src)
          * Read before write per element, so src == dst works too. */
         sd = 1.0 / dst->w;
         ss = 1.0 / src->w;
-        for (size_t x = 0; x < dst->n_sums; x++)
-                dst->block[x] = dst->block[x] * sd + src->block[x] * ss;
+        if (dst->exact || dst == src) {
+                /* Same columns cell for cell. */
+                sums_merge(dst->block, src->block, dst->n_sums, sd, ss);
+        } else {
+                size_t head = (size_t)(dst->cell_cnt - dst->block);
+
+                sums_merge(dst->block, src->block, head, sd, ss);
+                if (dst->h_sc)
+                        sums_merge(dst->h_sc, src->h_sc, dst->n_sc, sd, ss);
+                if (dst->h_low)
+                        sums_merge(dst->h_low, src->h_low, dst->n_low, sd,
+                                   ss);
+                sums_merge(dst->cell_cnt, dst->cell_cnt, 3 * dst->n_cells,
+                           sd, 0.0);
+                if (dst->h_mg)
+                        sums_merge(dst->h_mg, dst->h_mg, dst->n_mg, sd, 0.0);
+                for (unsigned i = 0; i < dst->p.k; i++)
+                        cells_merge_row(dst, src, i, ss);
+        }
         dst->w = 1.0;
         dst->items = src->items > UINT64_MAX - dst->items
                              ? UINT64_MAX

@@ -31,7 +31,9 @@ enum cl_err {
         CL_E_NOMEM = -11,      /* allocation failed */
         CL_E_SNAPSHOT = -12,   /* snapshot bytes are malformed */
         CL_E_VERSION = -13,    /* snapshot format version unknown */
-        CL_E_MISMATCH = -14,   /* states differ in K, bins, half-life, filter */
+        CL_E_MISMATCH = -14,   /* states differ in K, bins, half-life, filter
+                                * or cells */
+        CL_E_HELD = -15,       /* the state holds items: release them first */
 };
 
 /* Name of an error code ("CL_E_RANGE") and a short description; both
@@ -50,6 +52,9 @@ const char *cl_strerror(int code);
 #define CL_BINS_MIN 16u
 #define CL_BINS_MAX 65536u
 #define CL_HALF_LIFE_MAX 1e12
+/* Default budget of confident-joint cells (and, for prune_by_noise_rate
+ * and both, margin histograms) over all classes; see cl_params_init(). */
+#define CL_CELLS_BUDGET 2048u
 /* Largest state cl_state_new() will allocate: 1 GiB. */
 #define CL_STATE_MAX_BYTES ((size_t)1 << 30)
 
@@ -69,6 +74,20 @@ const char *cl_filter_name(enum cl_filter f);
 /* Parses a filter name.  Returns 0, or CL_E_PARAM for an unknown name. */
 int cl_filter_parse(const char *name, enum cl_filter *ret_filter);
 
+/* What happens to items that arrive before the state is warm
+ * (docs/streaming.md, "Warm-up"). */
+enum cl_warmup_policy {
+        CL_WARMUP_PASS = 0, /* tag them CL_TAG_WARMUP (route as clean) */
+        CL_WARMUP_HOLD,     /* hold them; decide them all with batch mode
+                             * once warm (cl_state_release()) */
+};
+
+/* "pass", "hold"; NULL for an unknown value. */
+const char *cl_warmup_policy_name(enum cl_warmup_policy w);
+/* Parses a policy name.  Returns 0, or CL_E_PARAM for an unknown name. */
+int cl_warmup_policy_parse(const char *name,
+                           enum cl_warmup_policy *ret_policy);
+
 /* Tuning.  Fill with cl_params_init(), then change what you need. */
 struct cl_params {
         unsigned k;                /* classes, 2 .. CL_K_MAX */
@@ -81,16 +100,23 @@ struct cl_params {
         double sum_tol;            /* row-sum tolerance, 0 = off (1e-3) */
         bool low_final_filter;     /* low_* modes: apply the argmax filter
                                     * too (default false, as cleanlab) */
+        unsigned cells;            /* off-diagonal joint cells (and margin
+                                    * histograms) kept per class, >= 1;
+                                    * K - 1 or more keeps all: exact */
+        enum cl_warmup_policy warmup_policy; /* default CL_WARMUP_PASS */
 };
 
-/* Defaults for k classes: warmup_total = max(1000, 50 k), warmup_class 30. */
+/* Defaults for k classes: warmup_total = max(1000, 50 k), warmup_class 30,
+ * cells = min(k - 1, max(4, CL_CELLS_BUDGET / k)): every cell up to
+ * k = 45, four per class from k = 512 (docs/streaming.md, "Large K"). */
 void cl_params_init(struct cl_params *p, unsigned k);
 
 /*
  * Checks a parameter set: ranges above, every double finite and >= 0,
  * half_life 0 or in [1, CL_HALF_LIFE_MAX], warm-up reachable under decay
  * (warmup_total below the steady-state effective total, about
- * 1.44 * half_life), state no larger than CL_STATE_MAX_BYTES.
+ * 1.44 * half_life), cells >= 1, state no larger than
+ * CL_STATE_MAX_BYTES.
  * Returns 0 or CL_E_PARAM.
  */
 int cl_params_check(const struct cl_params *p);
@@ -113,9 +139,11 @@ enum cl_tag {
         CL_TAG_CLEAN = 0,
         CL_TAG_SUSPECT,
         CL_TAG_WARMUP, /* not yet enough data to decide; route as clean */
+        CL_TAG_HELD,   /* held (warmup_policy hold): the verdict comes
+                        * later from cl_state_release() */
 };
 
-/* "clean", "suspect", "warmup"; NULL for an unknown value. */
+/* "clean", "suspect", "warmup", "held"; NULL for an unknown value. */
 const char *cl_tag_name(enum cl_tag tag);
 
 struct cl_verdict {
@@ -126,6 +154,9 @@ struct cl_verdict {
         double threshold;   /* threshold of the given class after update */
         bool borderline;    /* a finer histogram could flip the verdict */
         char reason[40];    /* "pbnr 3->5", "pbc 3", "warmup", "argmax" */
+        uint64_t hold_index; /* CL_TAG_HELD, and verdicts returned by
+                              * cl_state_release(): the item's position
+                              * in the hold buffer (0 = oldest); else 0 */
 };
 
 struct cl_state;
@@ -165,6 +196,53 @@ int cl_check_row(const struct cl_state *st, long label, const double *probs,
 int cl_observe(struct cl_state *st, long label, const double *probs,
                size_t n, struct cl_verdict *ret_verdict, size_t *ret_index);
 
+/*
+ * Hold policy (warmup_policy = CL_WARMUP_HOLD, docs/streaming.md).  Until
+ * the effective total reaches warmup_total, cl_observe() adds each item
+ * to the statistics as usual, copies its label and probabilities into a
+ * hold buffer allocated by cl_state_new() and returns CL_TAG_HELD with
+ * the item's hold_index (0, 1, ...).  predicted_neq_given holds nothing.
+ * The item that makes the state warm is the last one held; from the next
+ * item on, cl_observe() decides online again.
+ *
+ * The caller keeps the held items (e.g. their Kafka messages) and, after
+ * each cl_observe(), asks cl_state_release_due(); when true it calls
+ * cl_state_release() and routes the verdicts it gets, in order.  To bound
+ * the wait on a slow stream it may call cl_state_release_force() at any
+ * time.  Both decide every held item with batch mode (cl_batch.h, the
+ * same filter, cleanlab's numpy tie order) over the hold buffer alone, so
+ * the verdicts depend only on the buffer: identical whether released
+ * because warm or forced.  After a forced release, items are held again
+ * until the state is warm.
+ */
+
+/* Number of items held now (0 under CL_WARMUP_PASS). */
+size_t cl_state_held(const struct cl_state *st);
+
+/* Most items the hold buffer can take (0 under CL_WARMUP_PASS or for
+ * predicted_neq_given): the items needed to make the state warm. */
+size_t cl_state_hold_capacity(const struct cl_state *st);
+
+/* True when items are held and the state is warm (or the buffer full). */
+bool cl_state_release_due(const struct cl_state *st);
+
+/*
+ * When cl_state_release_due(), decides every held item, writes their
+ * verdicts in arrival order into out[0 .. n-1] (hold_index 0 .. n-1),
+ * empties the buffer and returns n; returns 0 when no release is due.
+ * cap is the room in out: cap < cl_state_held() gives CL_E_PARAM and
+ * nothing is released.  Batch mode allocates its work space here (about
+ * n (K + 8) doubles, freed before returning): on CL_E_NOMEM nothing is
+ * released and the call may be retried.  The statistics are not changed.
+ */
+int cl_state_release(struct cl_state *st, struct cl_verdict *out,
+                     size_t cap);
+
+/* As cl_state_release(), whether or not a release is due; returns 0 when
+ * nothing is held. */
+int cl_state_release_force(struct cl_state *st, struct cl_verdict *out,
+                           size_t cap);
+
 /* Number of items accepted so far (not decayed). */
 uint64_t cl_state_items(const struct cl_state *st);
 
@@ -180,13 +258,16 @@ double cl_state_threshold(const struct cl_state *st, unsigned k);
 double cl_state_class_count(const struct cl_state *st, unsigned k);
 
 /* Effective (decayed) confident-joint cell, given i, likely-true j, as
- * counted (no diagonal fix-up, no calibration); 0 outside K x K. */
+ * counted (no diagonal fix-up, no calibration); 0 outside K x K.  With
+ * fewer than K - 1 cells per class, an off-diagonal cell not kept reads 0
+ * and a kept one is an upper bound (docs/streaming.md, "Large K"). */
 double cl_state_joint(const struct cl_state *st, unsigned i, unsigned j);
 
 /* Histograms a state may keep (which ones depends on the filter). */
 enum cl_hist {
         CL_HIST_SELF_CONF = 0, /* class i: p[i] of items labelled i */
-        CL_HIST_MARGIN,        /* cell (i, j): p[i] - p[j], items labelled i */
+        CL_HIST_MARGIN,        /* cell (i, j): p[i] - p[j], items labelled i
+                                * since the cell got its histogram */
         CL_HIST_LOW_SC,        /* all items: self-confidence */
         CL_HIST_LOW_NM,        /* all items: normalized margin */
 };
@@ -197,7 +278,8 @@ enum cl_hist {
  * cell where the histogram has them, else they are ignored.  Bin b covers
  * [b / B, (b + 1) / B) for scores in [0, 1] and [2b / B - 1, 2(b + 1) / B
  * - 1) for margins.  Returns 0, or CL_E_PARAM when the state does not keep
- * that histogram or i, j are out of range (i == j for margins).
+ * that histogram (or, for a margin, not for cell (i, j) at the moment) or
+ * i, j are out of range (i == j for margins).
  */
 int cl_state_hist(const struct cl_state *st, enum cl_hist h, unsigned i,
                   unsigned j, double *ret_bins);
@@ -208,7 +290,9 @@ size_t cl_state_memory(const struct cl_state *st);
 /*
  * Serialises the state as msgpack into a new buffer (format in
  * docs/streaming.md).  Returns 0 and sets *ret_buf (free with free()) and
- * *ret_len, or CL_E_NOMEM.
+ * *ret_len, CL_E_HELD when items are held (a snapshot carries no hold
+ * buffer: release first, e.g. with cl_state_release_force()) or
+ * CL_E_NOMEM.
  */
 int cl_state_snapshot(const struct cl_state *st, char **ret_buf,
                       size_t *ret_len);
@@ -225,8 +309,10 @@ int cl_state_restore(const char *buf, size_t len, struct cl_state **ret_state);
 /*
  * Adds src into dst, as if dst had also seen src's items (each state's
  * newest items are taken as simultaneous; the merged state restarts its
- * decay clock).  Both must share K, bins, half-life and filter: else
- * CL_E_MISMATCH and dst is unchanged.  dst keeps its own warm-up,
+ * decay clock).  Both must share K, bins, half-life, filter and the
+ * effective cells per class: else CL_E_MISMATCH and dst is unchanged.
+ * With fewer cells than K - 1, each class keeps the cells of the two
+ * states with the most joint weight (docs/streaming.md, "Large K").  dst keeps its own warm-up,
  * min_examples and sum_tol.  src may be dst (doubles every weight).
  */
 int cl_state_merge(struct cl_state *dst, const struct cl_state *src);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cl_hist.h"
+#include "cl_hold.h"
 #include "cl_state.h"
 
 /* What one pass over the row finds (everything the decision needs). */
@@ -180,17 +181,19 @@ static void update_hists(struct cl_state *st, const double *p,
                 cl_hist_add(cl_class_tree(st, i), sh, b, w);
         }
         if (st->h_mg) {
-                /* The K - 1 cells of class i are adjacent, j skipping i. */
-                double *tree = st->h_mg + (size_t)i * (k - 1) * sh->nodes;
+                /* The S cells of class i are adjacent, trees too. */
+                size_t c = (size_t)i * st->cells;
+                double *tree = cl_cell_tree(st, c);
 
-                for (unsigned j = 0; j < k; j++) {
-                        unsigned b;
+                for (size_t end = c + st->cells; c < end; c++) {
+                        unsigned j = st->cell_col[c], b;
 
-                        if (j == i)
+                        tree += sh->nodes;
+                        if (j == k)
                                 continue;
                         b = bin_of(margin_pos(st, p[i] - p[j]), nb, &frac);
-                        cl_hist_add(tree, sh, b, w);
-                        tree += sh->nodes;
+                        cl_hist_add(tree - sh->nodes, sh, b, w);
+                        st->cell_mass[c] += w;
                 }
         }
         if (st->h_low) {
@@ -201,6 +204,41 @@ static void update_hists(struct cl_state *st, const double *p,
 
                 cl_hist_add(st->h_low, sh, b, w);
         }
+}
+
+/*
+ * Space-Saving (Metwally, Agrawal, El Abbadi, ICDT 2005) over the columns
+ * of joint row i: column g not kept takes over the lightest cell, whose
+ * weight it inherits as cell_err, so that cell_cnt stays an upper bound
+ * of the column's weight and cell_cnt - cell_err is exactly the weight
+ * counted since the take-over.  The margin tree restarts empty.
+ */
+static size_t cell_take_over(struct cl_state *st, unsigned i, unsigned g)
+{
+        size_t c = (size_t)i * st->cells, m = c;
+
+        for (size_t end = c + st->cells; c < end; c++)
+                if (st->cell_cnt[c] < st->cell_cnt[m])
+                        m = c;
+        st->cell_col[m] = g;
+        st->cell_err[m] = st->cell_cnt[m];
+        st->cell_mass[m] = 0.0;
+        if (st->h_mg)
+                memset(cl_cell_tree(st, m), 0,
+                       st->shape.nodes * sizeof(double));
+        return m;
+}
+
+/* Counts the confident guess g != i of an item labelled i. */
+static void joint_add_off(struct cl_state *st, unsigned i, unsigned g,
+                          double w)
+{
+        size_t c = cl_cell_find(st, i, g);
+
+        if (c == SIZE_MAX)
+                c = cell_take_over(st, i, g);
+        st->cell_cnt[c] += w;
+        st->off[i] += w;
 }
 
 /* Adds the row to every sum (7.4); the caller has advanced the clock. */
@@ -219,8 +257,10 @@ static void state_update(struct cl_state *st, const double *p,
         st->thr_m[label] = t - CL_EPS;
 
         scan_row(st, p, label, s);
-        if (s->guess < k)
-                st->joint[(size_t)label * k + s->guess] += w;
+        if (s->guess == label)
+                st->diag[label] += w;
+        else if (s->guess < k)
+                joint_add_off(st, label, s->guess, w);
         if (s->guess < k && s->guess != label && !s->cleared)
                 *st->offdiag += w;
         *st->total += w;
@@ -305,15 +345,22 @@ static void suspect(struct cl_verdict *v, unsigned blamed)
 }
 
 /* Weight of class i's confident-joint row with the diagonal raised to at
- * least one item (3.1 fix-up), and its off-diagonal part. */
+ * least one item (3.1 fix-up), and its off-diagonal part.  An exact state
+ * adds its cells in column order, as the row was always summed; the off
+ * sum of a pooled state also holds the columns it does not keep. */
 static double joint_row(const struct cl_state *st, unsigned i,
                         double *ret_off)
 {
-        const double *row = st->joint + (size_t)i * st->p.k;
-        double off = 0.0, diag = row[i];
+        double off = 0.0, diag = st->diag[i];
 
-        for (unsigned j = 0; j < st->p.k; j++)
-                off += j == i ? 0.0 : row[j];
+        if (st->exact) {
+                const double *cell = st->cell_cnt + (size_t)i * st->cells;
+
+                for (unsigned s = 0; s < st->cells; s++)
+                        off += cell[s];
+        } else {
+                off = st->off[i];
+        }
         if (diag < st->w)
                 diag = st->w;
         *ret_off = off;
@@ -326,32 +373,60 @@ static double joint_row(const struct cl_state *st, unsigned i,
  * calibrated count of the cell is that share of cnt[i] (3.2 without the
  * integer rounding).  The cell that fires deepest inside its quota is
  * blamed.  Returns the blamed class, or K when no cell fires.
+ *
+ * A pooled cell's tree holds only the items since its take-over, and
+ * cell_cnt - cell_err counts exactly those: with the row's shares steady,
+ * the tree's quota is that weight / R_i * cnt[i] (docs/streaming.md,
+ * "Large K").  A tree with less than warmup_class items is not asked.
+ * In an exact state cell_err is 0 and every tree has cnt[i]: the rule
+ * above, bit for bit.
  */
 static unsigned test_noise_rate(const struct cl_state *st, const double *p,
                                 unsigned i, bool *borderline)
 {
         unsigned k = st->p.k, blamed = k;
-        const double *row = st->joint + (size_t)i * k;
-        const double *tree = st->h_mg + (size_t)i * (k - 1) * st->shape.nodes;
+        size_t c = (size_t)i * st->cells;
         double off, r = joint_row(st, i, &off), best = HUGE_VAL;
+        double young = st->p.warmup_class * st->w;
         struct quota_test q;
 
-        for (unsigned j = 0; j < k; j++) {
-                if (j == i)
+        for (size_t end = c + st->cells; c < end; c++) {
+                unsigned j = st->cell_col[c];
+                double since = st->cell_cnt[c] - st->cell_err[c];
+
+                if (j == k || !(since > 0.0) || st->cell_mass[c] < young)
                         continue;
-                if (row[j] > 0.0) {
-                        quota_test(tree, &st->shape,
-                                   margin_pos(st, p[i] - p[j]),
-                                   row[j] / r * st->cnt[i], &q);
-                        *borderline = *borderline || q.borderline;
-                        if (q.fired && q.ratio < best) {
-                                best = q.ratio;
-                                blamed = j;
-                        }
+                quota_test(cl_cell_tree(st, c), &st->shape,
+                           margin_pos(st, p[i] - p[j]),
+                           since / r * st->cnt[i], &q);
+                *borderline = *borderline || q.borderline;
+                if (q.fired && q.ratio < best) {
+                        best = q.ratio;
+                        blamed = j;
                 }
-                tree += st->shape.nodes;
         }
         return blamed;
+}
+
+/*
+ * A pooled state has no tree for most cells, and a young one for a cell
+ * just taken over: an item whose confident guess g != i falls in such a
+ * cell is judged by the confident_learning rule instead, which needs no
+ * histogram (docs/streaming.md, "Large K").  Returns g, or K.
+ */
+static unsigned test_untracked(const struct cl_state *st,
+                               const struct row_scan *s)
+{
+        unsigned k = st->p.k, i = s->label, g = s->guess;
+        size_t c;
+
+        if (st->exact || g >= k || g == i)
+                return k;
+        c = cl_cell_find(st, i, g);
+        if (c != SIZE_MAX &&
+            st->cell_mass[c] >= st->p.warmup_class * st->w)
+                return k;
+        return g;
 }
 
 /* prune_by_class (4.4): class i loses its off-diagonal share of items, the
@@ -396,14 +471,19 @@ static void decide_prune(const struct cl_state *st, const double *p,
 {
         enum cl_filter f = st->p.filter;
         unsigned i = s->label, j = st->p.k;
-        bool by_class = true;
+        bool by_class = true, untracked = false;
 
         if (!(st->cnt[i] > st->p.min_examples * st->w)) {
                 set_text(v, "min_examples");
                 return;
         }
-        if (f != CL_FILTER_PRUNE_BY_CLASS)
+        if (f != CL_FILTER_PRUNE_BY_CLASS) {
                 j = test_noise_rate(st, p, i, &v->borderline);
+                if (j == st->p.k) {
+                        j = test_untracked(st, s);
+                        untracked = j < st->p.k;
+                }
+        }
         if (f != CL_FILTER_PRUNE_BY_NOISE_RATE)
                 by_class = test_class(st, p, i, &v->borderline);
 
@@ -413,8 +493,11 @@ static void decide_prune(const struct cl_state *st, const double *p,
         } else if (f != CL_FILTER_PRUNE_BY_CLASS && j < st->p.k &&
                    by_class) {
                 suspect(v, j);
-                set_reason(v, f == CL_FILTER_BOTH ? "both" : "pbnr", i, j,
-                           st->p.k);
+                set_reason(v, untracked ? (f == CL_FILTER_BOTH ? "both-cl"
+                                                                : "pbnr-cl")
+                                        : (f == CL_FILTER_BOTH ? "both"
+                                                                : "pbnr"),
+                           i, j, st->p.k);
         } else {
                 set_text(v, "pass");
         }
@@ -470,12 +553,32 @@ static void decide(const struct cl_state *st, const double *p,
         }
 }
 
+/* Keeps an item for cl_state_release(); its verdict says CL_TAG_HELD. */
+static int hold_item(struct cl_state *st, const double *p, unsigned i,
+                     struct cl_verdict *v)
+{
+        uint64_t at = cl_hold_push(st, i, p);
+
+        if (!v)
+                return 0;
+        v->tag = CL_TAG_HELD;
+        v->given = i;
+        v->suggested = i;
+        v->quality = p[i];
+        v->threshold = st->thr[i];
+        v->borderline = false;
+        v->hold_index = at;
+        set_text(v, "held");
+        return 0;
+}
+
 int cl_observe(struct cl_state *st, long label, const double *probs,
                size_t n, struct cl_verdict *ret_verdict, size_t *ret_index)
 {
         struct row_scan s;
         struct cl_verdict *v = ret_verdict;
         unsigned i;
+        bool held;
         int rc;
 
         rc = cl_check_row(st, label, probs, n, ret_index);
@@ -483,11 +586,15 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
                 return rc;
 
         i = (unsigned)label;
+        /* warmup_policy hold (cl_hold.c): asked before the item counts. */
+        held = cl_hold_wants(st);
         st->items++;
         st->w *= st->growth;
         if (st->w > CL_RENORM_AT)
                 state_renormalise(st);
         state_update(st, probs, i, &s);
+        if (held)
+                return hold_item(st, probs, i, v);
         if (!v)
                 return 0;
 
@@ -498,6 +605,7 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
         v->quality = probs[i];
         v->threshold = st->thr[i];
         v->borderline = false;
+        v->hold_index = 0;
         decide(st, probs, &s, v);
         return 0;
 }

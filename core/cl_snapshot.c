@@ -22,9 +22,9 @@
 #include "cl_state.h"
 
 #define SNAP_FORMAT "confidentd.cl_state"
-#define SNAP_VERSION 1u
+#define SNAP_VERSION 2u
 
-/* The fields of format version 1, in the order they are written. */
+/* The fields of format version 2, in the order they are written. */
 enum snap_field {
         SF_FORMAT,
         SF_VERSION,
@@ -37,13 +37,20 @@ enum snap_field {
         SF_MIN_EXAMPLES,
         SF_SUM_TOL,
         SF_LOW_FINAL_FILTER,
+        SF_WARMUP_POLICY,
+        SF_CELLS,
         SF_ITEMS,
         SF_W,
         SF_TOTAL,
         SF_OFFDIAG,
+        SF_CELL_COL,
         SF_CNT,
         SF_SC_SUM,
-        SF_JOINT,
+        SF_DIAG,
+        SF_OFF,
+        SF_CELL_CNT,
+        SF_CELL_ERR,
+        SF_CELL_MASS,
         SF_H_SC,
         SF_H_MG,
         SF_H_LOW,
@@ -62,13 +69,20 @@ static const char *const field_names[SF_COUNT] = {
         [SF_MIN_EXAMPLES] = "min_examples",
         [SF_SUM_TOL] = "sum_tol",
         [SF_LOW_FINAL_FILTER] = "low_final_filter",
+        [SF_CELLS] = "cells",
+        [SF_WARMUP_POLICY] = "warmup_policy",
         [SF_ITEMS] = "items",
         [SF_W] = "w",
         [SF_TOTAL] = "total",
         [SF_OFFDIAG] = "offdiag",
+        [SF_CELL_COL] = "cell_col",
         [SF_CNT] = "cnt",
         [SF_SC_SUM] = "sc_sum",
-        [SF_JOINT] = "joint",
+        [SF_DIAG] = "diag",
+        [SF_OFF] = "off",
+        [SF_CELL_CNT] = "cell_cnt",
+        [SF_CELL_ERR] = "cell_err",
+        [SF_CELL_MASS] = "cell_mass",
         [SF_H_SC] = "h_sc",
         [SF_H_MG] = "h_mg",
         [SF_H_LOW] = "h_low",
@@ -91,8 +105,17 @@ static struct snap_array snap_array(const struct cl_state *st,
                 return (struct snap_array){ st->cnt, k, false };
         case SF_SC_SUM:
                 return (struct snap_array){ st->sc_sum, k, true };
-        case SF_JOINT:
-                return (struct snap_array){ st->joint, k * k, false };
+        case SF_DIAG:
+                return (struct snap_array){ st->diag, k, false };
+        case SF_OFF:
+                return (struct snap_array){ st->off, k, false };
+        case SF_CELL_CNT:
+                return (struct snap_array){ st->cell_cnt, st->n_cells, false };
+        case SF_CELL_ERR:
+                return (struct snap_array){ st->cell_err, st->n_cells, false };
+        case SF_CELL_MASS:
+                return (struct snap_array){ st->cell_mass, st->n_cells,
+                                            false };
         case SF_H_SC:
                 return (struct snap_array){ st->h_sc, st->n_sc, false };
         case SF_H_MG:
@@ -160,6 +183,18 @@ static void put_params(struct writer *w, const struct cl_params *p)
         if (!w->failed)
                 w->failed = p->low_final_filter ? msgpack_pack_true(&w->pk)
                                                 : msgpack_pack_false(&w->pk);
+        put_str(w, field_names[SF_WARMUP_POLICY]);
+        put_str(w, cl_warmup_policy_name(p->warmup_policy));
+        put_uint(w, field_names[SF_CELLS], p->cells);
+}
+
+static void put_cols(struct writer *w, const uint32_t *v, size_t n)
+{
+        put_str(w, field_names[SF_CELL_COL]);
+        if (!w->failed)
+                w->failed = msgpack_pack_array(&w->pk, n);
+        for (size_t x = 0; x < n && !w->failed; x++)
+                w->failed = msgpack_pack_uint32(&w->pk, v[x]);
 }
 
 int cl_state_snapshot(const struct cl_state *st, char **ret_buf,
@@ -168,6 +203,9 @@ int cl_state_snapshot(const struct cl_state *st, char **ret_buf,
         msgpack_sbuffer sbuf;
         struct writer w = { .failed = 0 };
 
+        /* A snapshot carries no hold buffer (cl.h). */
+        if (cl_state_held(st) > 0)
+                return CL_E_HELD;
         msgpack_sbuffer_init(&sbuf);
         msgpack_packer_init(&w.pk, &sbuf, msgpack_sbuffer_write);
 
@@ -180,6 +218,7 @@ int cl_state_snapshot(const struct cl_state *st, char **ret_buf,
         put_double(&w, field_names[SF_W], st->w);
         put_double(&w, field_names[SF_TOTAL], *st->total);
         put_double(&w, field_names[SF_OFFDIAG], *st->offdiag);
+        put_cols(&w, st->cell_col, st->n_cells);
         for (int f = SF_CNT; f <= SF_H_LOW; f++) {
                 struct snap_array a = snap_array(st, (enum snap_field)f);
 
@@ -370,25 +409,45 @@ static int get_filter(const msgpack_object *o, enum cl_filter *ret)
         return cl_filter_parse(name, ret) < 0 ? CL_E_SNAPSHOT : 0;
 }
 
+/* warmup_policy; absent in snapshots written before the key existed,
+ * when every state passed its warm-up items. */
+static int get_policy(const msgpack_object *o, enum cl_warmup_policy *ret)
+{
+        char name[8];
+
+        if (!o) {
+                *ret = CL_WARMUP_PASS;
+                return 0;
+        }
+        if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= sizeof(name))
+                return CL_E_SNAPSHOT;
+        memcpy(name, o->via.str.ptr, o->via.str.size);
+        name[o->via.str.size] = '\0';
+        return cl_warmup_policy_parse(name, ret) < 0 ? CL_E_SNAPSHOT : 0;
+}
+
 static int get_params(const msgpack_object *const slots[SF_COUNT],
                       struct cl_params *p)
 {
         const msgpack_object *lff = slots[SF_LOW_FINAL_FILTER];
-        uint64_t k, bins;
+        uint64_t k, bins, cells;
 
         if (get_uint(slots[SF_K], CL_K_MAX, &k) < 0 ||
             get_uint(slots[SF_BINS], CL_BINS_MAX, &bins) < 0 ||
+            get_uint(slots[SF_CELLS], UINT32_MAX, &cells) < 0 ||
             get_filter(slots[SF_FILTER], &p->filter) < 0 ||
             get_double(slots[SF_HALF_LIFE], &p->half_life) < 0 ||
             get_double(slots[SF_WARMUP_TOTAL], &p->warmup_total) < 0 ||
             get_double(slots[SF_WARMUP_CLASS], &p->warmup_class) < 0 ||
             get_double(slots[SF_MIN_EXAMPLES], &p->min_examples) < 0 ||
-            get_double(slots[SF_SUM_TOL], &p->sum_tol) < 0)
+            get_double(slots[SF_SUM_TOL], &p->sum_tol) < 0 ||
+            get_policy(slots[SF_WARMUP_POLICY], &p->warmup_policy) < 0)
                 return CL_E_SNAPSHOT;
         if (!lff || lff->type != MSGPACK_OBJECT_BOOLEAN)
                 return CL_E_SNAPSHOT;
         p->k = (unsigned)k;
         p->bins = (unsigned)bins;
+        p->cells = (unsigned)cells;
         p->low_final_filter = lff->via.boolean;
         return cl_params_check(p) < 0 ? CL_E_SNAPSHOT : 0;
 }
@@ -427,6 +486,50 @@ static bool trees_consistent(const struct cl_state *st)
         return true;
 }
 
+/*
+ * Reads the cell columns and checks the cells against them: an exact
+ * state's columns are fixed; a pooled class keeps each column j != i at
+ * most once, and K marks an unused cell, which holds nothing.  Every
+ * cell has 0 <= cell_err <= cell_cnt, and cell_err = 0 when exact.
+ */
+static int get_cells(const msgpack_object *o, struct cl_state *st)
+{
+        unsigned k = st->p.k;
+
+        if (!o || o->type != MSGPACK_OBJECT_ARRAY ||
+            o->via.array.size != st->n_cells)
+                return CL_E_SNAPSHOT;
+        for (size_t c = 0; c < st->n_cells; c++) {
+                uint64_t j;
+                unsigned i = (unsigned)(c / st->cells);
+
+                if (get_uint(&o->via.array.ptr[c], k, &j) < 0 || j == i)
+                        return CL_E_SNAPSHOT;
+                if (st->exact) {
+                        if (j != cl_exact_col(i, (unsigned)(c % st->cells)))
+                                return CL_E_SNAPSHOT;
+                } else if (j < k &&
+                           cl_cell_find(st, i, (unsigned)j) != SIZE_MAX) {
+                        return CL_E_SNAPSHOT;
+                }
+                st->cell_col[c] = (uint32_t)j;
+        }
+        return 0;
+}
+
+static bool cells_consistent(const struct cl_state *st)
+{
+        for (size_t c = 0; c < st->n_cells; c++) {
+                if (!(st->cell_err[c] <= st->cell_cnt[c]) ||
+                    (st->exact && st->cell_err[c] != 0.0))
+                        return false;
+                if (st->cell_col[c] == st->p.k &&
+                    (st->cell_cnt[c] != 0.0 || st->cell_mass[c] != 0.0))
+                        return false;
+        }
+        return true;
+}
+
 /* Fills a fresh state from the slots; its parameters are already set. */
 static int get_sums(const msgpack_object *const slots[SF_COUNT],
                     struct cl_state *st)
@@ -443,10 +546,15 @@ static int get_sums(const msgpack_object *const slots[SF_COUNT],
                 return CL_E_SNAPSHOT;
         if (*st->total < 0.0 || *st->offdiag < 0.0)
                 return CL_E_SNAPSHOT;
+        /* A fresh state's columns are all unused (or fixed when exact),
+         * so get_cells() finds each column only once it has read it. */
+        memset(st->cell_col, 0xff, st->n_cells * sizeof(*st->cell_col));
+        if (get_cells(slots[SF_CELL_COL], st) < 0)
+                return CL_E_SNAPSHOT;
         for (int f = SF_CNT; f <= SF_H_LOW; f++)
                 if (get_array(slots[f], snap_array(st, (enum snap_field)f)))
                         return CL_E_SNAPSHOT;
-        if (!trees_consistent(st))
+        if (!cells_consistent(st) || !trees_consistent(st))
                 return CL_E_SNAPSHOT;
         cl_state_refresh(st);
         return 0;

@@ -6,6 +6,7 @@
 #ifndef CFD_CORE_CL_STATE_H
 #define CFD_CORE_CL_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,12 +34,26 @@
  *   offdiag    1          weight of confident_learning suspects (O)
  *   cnt        K          weight of items labelled k
  *   sc_sum     K          weighted sum of p[k] over those items
- *   joint      K * K      confident joint, row = given, column = guess
+ *   diag       K          confident joint, diagonal
+ *   off        K          confident joint, sum of row k off the diagonal
+ *   cell_cnt   K * S      joint weight of each kept cell (i, cell_col)
+ *   cell_err   K * S      part of cell_cnt inherited at eviction
+ *   cell_mass  K * S      weight added to the cell's margin tree
  *   h_sc       K * H      histogram of p[i], items labelled i
- *   h_mg       K(K-1) * H histogram of p[i] - p[j], cell (i, j != i)
+ *   h_mg       K * S * H  histogram of p[i] - p[cell_col], cell by cell
  *   h_low      H          histogram of the low_* score
  *
- * H = shape.nodes, the doubles of one histogram tree (cl_hist.h).
+ * H = shape.nodes, the doubles of one histogram tree (cl_hist.h).  S =
+ * cells, the off-diagonal cells kept per class: min(p.cells, K - 1).
+ * Cell s of class i is number i * S + s; cell_col (outside the block, K S
+ * entries) names its column j, or K while unused.
+ *
+ * With S = K - 1 (`exact`) cell s of class i is column s < i ? s : s + 1
+ * for good, and the state is the full confident joint and K (K - 1)
+ * margin histograms.  With fewer, each class's cells follow the heaviest
+ * columns of its joint row by the Space-Saving rule (docs/streaming.md,
+ * "Large K"): an off-diagonal count for a column not kept takes over the
+ * lightest cell, inheriting its weight as cell_err, with an empty tree.
  *
  * A histogram not needed by the filter has length 0.  After the sums come
  * thr and thr_m (K each), caches derived from cnt and sc_sum.
@@ -50,32 +65,65 @@ struct cl_state {
         double growth;    /* 2^(1 / half_life), 1 without decay */
         double half_bins; /* bins / 2, for the margin bins */
         struct cl_hist_shape shape;
+        unsigned cells;   /* S: cells kept per class */
+        bool exact;       /* S = K - 1: every cell, fixed columns */
         double *total;
         double *offdiag;
         double *cnt;
         double *sc_sum;
-        double *joint;
+        double *diag;
+        double *off;
+        double *cell_cnt;
+        double *cell_err;
+        double *cell_mass;
         double *h_sc;
         double *h_mg;
         double *h_low;
         double *thr;   /* max(sc_sum / cnt, T_FLOOR), T_MISSING if cnt 0 */
         double *thr_m; /* thr - EPS: class k is confident iff p[k] >= it */
+        uint32_t *cell_col; /* K * S columns, K for an unused cell */
         size_t n_sums; /* doubles from total to the end of h_low */
+        size_t n_cells;           /* K * S */
         size_t n_sc, n_mg, n_low; /* lengths of the three histograms */
         double *block;            /* n_sums + 2 K doubles */
+        struct cl_hold *hold;     /* warmup_policy hold, else NULL
+                                   * (cl_hold.c) */
 };
 
 /* Recomputes thr and thr_m of every class from cnt and sc_sum. */
 void cl_state_refresh(struct cl_state *st);
 
-/* The margin histogram of cell (i, j), j != i.  The K - 1 cells of
- * class i are adjacent, in order of j. */
-static inline double *cl_margin_tree(const struct cl_state *st, unsigned i,
-                                     unsigned j)
+/* Cells kept per class for these parameters: min(p->cells, K - 1). */
+static inline unsigned cl_cells_per_class(const struct cl_params *p)
 {
-        size_t cell = (size_t)i * (st->p.k - 1) + (j < i ? j : j - 1);
+        return p->cells < p->k - 1 ? p->cells : p->k - 1;
+}
 
-        return st->h_mg + cell * st->shape.nodes;
+/* The fixed column of cell s of class i in an exact state. */
+static inline unsigned cl_exact_col(unsigned i, unsigned s)
+{
+        return s < i ? s : s + 1;
+}
+
+/* Index of class i's cell for column j != i, or SIZE_MAX if none is
+ * kept. */
+static inline size_t cl_cell_find(const struct cl_state *st, unsigned i,
+                                  unsigned j)
+{
+        size_t c = (size_t)i * st->cells;
+
+        if (st->exact)
+                return c + (j < i ? j : j - 1);
+        for (size_t end = c + st->cells; c < end; c++)
+                if (st->cell_col[c] == j)
+                        return c;
+        return SIZE_MAX;
+}
+
+/* The margin histogram of cell c. */
+static inline double *cl_cell_tree(const struct cl_state *st, size_t c)
+{
+        return st->h_mg + c * st->shape.nodes;
 }
 
 /* The self-confidence histogram of class i. */

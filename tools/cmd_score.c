@@ -29,15 +29,23 @@ struct score_opts {
         bool k_given;
         const char *filter;      /* NULL: from config or default */
         enum cl_filter filter_id;
+        const char *policy;      /* NULL: from config or default */
+        enum cl_warmup_policy policy_id;
         double half_life, warmup_total, warmup_class, sum_tol;
-        unsigned bins;
+        unsigned bins, cells;
         bool half_life_given, warmup_total_given, warmup_class_given;
-        bool sum_tol_given, bins_given;
+        bool sum_tol_given, bins_given, cells_given;
 };
 
 /* Column indices in the labels CSV; -1 when absent. */
 struct score_columns {
         int id, label, row, truth;
+};
+
+/* A record whose verdict waits for cl_state_release(). */
+struct held_record {
+        char *id;      /* as written to --out */
+        int is_error;  /* label != truth: 1 or 0; -1 without truth */
 };
 
 struct score_counts {
@@ -57,6 +65,8 @@ struct score_run {
         FILE *out;               /* NULL without --out */
         size_t record;           /* 0-based index of the current record */
         struct score_counts n;
+        struct held_record *held; /* cl_state_hold_capacity() entries */
+        struct cl_verdict *released; /* as many, for cl_state_release() */
 };
 
 static const char usage_text[] =
@@ -82,9 +92,12 @@ static const char usage_text[] =
         "  --filter METHOD      a cleanlab filter_by name\n"
         "  --half-life H        items; 0 = no decay\n"
         "  --bins B             histogram bins\n"
+        "  --cells C            joint cells kept per class; K-1 = all\n"
         "  --warmup-total N     items before any decision\n"
         "  --warmup-class N     items of the item's class before a decision\n"
         "  --sum-tol X          row-sum tolerance; 0 = off\n"
+        "  --warmup-policy P    pass (warm-up items are clean) or hold\n"
+        "                       (decided by batch mode once warm)\n"
         "  --out FILE           CSV id,verdict,given,suggested,quality,"
         "reason;\n"
         "                       - for stdout\n"
@@ -92,7 +105,9 @@ static const char usage_text[] =
         "The filter options override --config.  Prints a last line\n"
         "items=N clean=N suspect=N rejected=N [precision=P recall=R f1=F]\n"
         "on stdout, or on stderr when --out is -.  Warm-up verdicts count\n"
-        "as clean; rejected records are left out of precision and recall.\n";
+        "as clean; rejected records are left out of precision and recall.\n"
+        "Held records are written when released, in their order; the\n"
+        "last ones are released at the end of the input.\n";
 
 /* Returns -1 to go on, or the exit status (0 after --help, 2). */
 static int parse_options(int argc, char **argv, struct score_opts *o)
@@ -111,12 +126,15 @@ static int parse_options(int argc, char **argv, struct score_opts *o)
                  &o->half_life_given},
                 {"bins", CLI_UNSIGNED, &o->bins, CL_BINS_MIN, CL_BINS_MAX,
                  &o->bins_given},
+                {"cells", CLI_UNSIGNED, &o->cells, 1, CL_K_MAX,
+                 &o->cells_given},
                 {"warmup-total", CLI_DOUBLE, &o->warmup_total, 0, 1e15,
                  &o->warmup_total_given},
                 {"warmup-class", CLI_DOUBLE, &o->warmup_class, 0, 1e15,
                  &o->warmup_class_given},
                 {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, 1,
                  &o->sum_tol_given},
+                {"warmup-policy", CLI_STRING, &o->policy, 0, 0, NULL},
                 {"out", CLI_STRING, &o->out, 0, 0, NULL},
         };
         int rc;
@@ -137,6 +155,13 @@ static int parse_options(int argc, char **argv, struct score_opts *o)
                 fprintf(stderr, "confidentctl score: --filter: unknown "
                                 "method '%s'\n",
                         o->filter);
+                return 2;
+        }
+        if (o->policy != NULL &&
+            cl_warmup_policy_parse(o->policy, &o->policy_id) < 0) {
+                fprintf(stderr, "confidentctl score: --warmup-policy: "
+                                "expected pass or hold, not '%s'\n",
+                        o->policy);
                 return 2;
         }
         return -1;
@@ -175,10 +200,14 @@ static int apply_overrides(struct score_run *s)
 
         if (o->filter != NULL)
                 p->filter = o->filter_id;
+        if (o->policy != NULL)
+                p->warmup_policy = o->policy_id;
         if (o->half_life_given)
                 p->half_life = o->half_life;
         if (o->bins_given)
                 p->bins = o->bins;
+        if (o->cells_given)
+                p->cells = o->cells;
         if (o->warmup_total_given)
                 p->warmup_total = o->warmup_total;
         if (o->warmup_class_given)
@@ -380,10 +409,14 @@ static void put_id(const struct score_run *s)
                 fprintf(s->out, "%zu", s->record);
 }
 
-static void write_verdict(const struct score_run *s,
+/* id NULL: the current record's. */
+static void write_verdict(const struct score_run *s, const char *id,
                           const struct cl_verdict *v)
 {
-        put_id(s);
+        if (id != NULL)
+                put_field(s->out, id);
+        else
+                put_id(s);
         fprintf(s->out, ",%s,%u,%u,%.9g,", cl_tag_name(v->tag), v->given,
                 v->suggested, v->quality);
         put_field(s->out, v->reason);
@@ -398,23 +431,89 @@ static void write_rejected(const struct score_run *s, int code)
         fprintf(s->out, ",,,%s\n", cl_err_name(code));
 }
 
-/* Adds a decided record to the confusion counts, given the truth field. */
-static int count_truth(struct score_run *s, long label, bool suspect)
+/* Whether the current record's label is wrong, from the truth field:
+ * sets *ret_error to 1 or 0 (-1 without a truth column). */
+static int record_error(const struct score_run *s, long label,
+                        int *ret_error)
 {
-        const char *text = csv_field(s->csv, (size_t)s->col.truth);
-        bool is_error;
+        const char *text;
         long truth;
 
+        *ret_error = -1;
+        if (s->col.truth < 0)
+                return 0;
+        text = csv_field(s->csv, (size_t)s->col.truth);
         if (parse_label(s, text, &truth) < 0) {
                 fprintf(stderr, "confidentctl score: %s:%zu: truth '%s' is "
                                 "not a class\n",
                         s->o.labels, csv_line(s->csv), text);
                 return -1;
         }
-        is_error = label != truth;
+        *ret_error = label != truth;
+        return 0;
+}
+
+/* Counts a decided record (is_error -1: no truth) and writes it. */
+static void count_verdict(struct score_run *s, const char *id,
+                          const struct cl_verdict *v, int is_error)
+{
+        bool suspect = v->tag == CL_TAG_SUSPECT;
+
+        if (suspect)
+                s->n.suspect++;
+        else
+                s->n.clean++;
+        if (s->out != NULL)
+                write_verdict(s, id, v);
+        if (is_error < 0)
+                return;
         s->n.true_pos += is_error && suspect;
         s->n.false_pos += !is_error && suspect;
         s->n.false_neg += is_error && !suspect;
+}
+
+/* Keeps what the verdict of a held record will need. */
+static int keep_held(struct score_run *s, const struct cl_verdict *v,
+                     int is_error)
+{
+        struct held_record *h = &s->held[v->hold_index];
+        char number[24];
+        const char *id = number;
+
+        if (s->col.id >= 0)
+                id = csv_field(s->csv, (size_t)s->col.id);
+        else
+                snprintf(number, sizeof(number), "%zu", s->record);
+        h->id = strdup(id);
+        if (h->id == NULL) {
+                fprintf(stderr, "confidentctl score: out of memory\n");
+                return -1;
+        }
+        h->is_error = is_error;
+        return 0;
+}
+
+/* Releases the held records (force: whether or not the state is warm). */
+static int release_held(struct score_run *s, bool force)
+{
+        size_t cap = cl_state_hold_capacity(s->state);
+        int n;
+
+        n = force ? cl_state_release_force(s->state, s->released, cap)
+                  : cl_state_release(s->state, s->released, cap);
+        if (n < 0) {
+                fprintf(stderr, "confidentctl score: cannot release the "
+                                "held records: %s\n",
+                        cl_strerror(n));
+                return -1;
+        }
+        for (int r = 0; r < n; r++) {
+                struct held_record *h = &s->held[s->released[r].hold_index];
+
+                count_verdict(s, h->id, &s->released[r], h->is_error);
+                free(h->id);
+                h->id = NULL;
+        }
         return 0;
 }
 
@@ -424,7 +523,7 @@ static int score_record(struct score_run *s)
         const double *probs;
         struct cl_verdict v;
         long label = 0;
-        int rc;
+        int rc, is_error;
 
         if (record_probs(s, &probs) < 0)
                 return -1;
@@ -439,15 +538,15 @@ static int score_record(struct score_run *s)
                         write_rejected(s, rc);
                 return 0;
         }
-        if (v.tag == CL_TAG_SUSPECT)
-                s->n.suspect++;
-        else
-                s->n.clean++;
-        if (s->out != NULL)
-                write_verdict(s, &v);
-        if (s->col.truth >= 0)
-                return count_truth(s, label, v.tag == CL_TAG_SUSPECT);
-        return 0;
+        if (record_error(s, label, &is_error) < 0)
+                return -1;
+        if (v.tag == CL_TAG_HELD) {
+                if (keep_held(s, &v, is_error) < 0)
+                        return -1;
+        } else {
+                count_verdict(s, NULL, &v, is_error);
+        }
+        return release_held(s, false);
 }
 
 static int score_all(struct score_run *s)
@@ -463,7 +562,8 @@ static int score_all(struct score_run *s)
                 fprintf(stderr, "confidentctl score: %s\n", err);
                 return -1;
         }
-        return 0;
+        /* The input ends before the state is warm: decide what is held. */
+        return release_held(s, true);
 }
 
 /* ---- results --------------------------------------------------------- */
@@ -510,6 +610,12 @@ static int close_out(struct score_run *s)
 
 static void score_release(struct score_run *s)
 {
+        size_t cap = s->state ? cl_state_hold_capacity(s->state) : 0;
+
+        for (size_t r = 0; s->held != NULL && r < cap; r++)
+                free(s->held[r].id);
+        free(s->held);
+        free(s->released);
         if (s->out != NULL && s->out != stdout)
                 fclose(s->out);
         csv_close(s->csv);
@@ -523,10 +629,21 @@ static int make_state(struct score_run *s)
 {
         int rc = cl_state_new(&s->params, &s->state);
 
+        size_t cap;
+
         if (rc < 0) {
                 fprintf(stderr, "confidentctl score: cannot create the "
                                 "filter state: %s\n",
                         cl_strerror(rc));
+                return -1;
+        }
+        cap = cl_state_hold_capacity(s->state);
+        if (cap == 0)
+                return 0;
+        s->held = calloc(cap, sizeof(*s->held));
+        s->released = calloc(cap, sizeof(*s->released));
+        if (s->held == NULL || s->released == NULL) {
+                fprintf(stderr, "confidentctl score: out of memory\n");
                 return -1;
         }
         return 0;

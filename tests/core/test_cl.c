@@ -207,15 +207,18 @@ static void test_cl_state_new_refuses_huge_state(void **unused)
         struct cl_state *st = NULL;
 
         (void)unused;
-        /* K^2 B margin histograms: K = 1000, B = 256 is about 2 GiB. */
+        /* Every cell of K = 1000 at B = 256: K (K - 1) margin trees, about
+         * 2 GiB. */
         cl_params_init(&p, 1000);
+        p.cells = 999;
         assert_true(cl_params_memory(&p) > CL_STATE_MAX_BYTES);
         assert_int_equal(cl_state_new(&p, &st), CL_E_PARAM);
         assert_null(st);
-        /* confident_learning keeps no histogram: K^2 doubles only. */
-        p.filter = CL_FILTER_CONFIDENT_LEARNING;
+        /* The default keeps four cells per class: under 10 MiB. */
+        cl_params_init(&p, 1000);
+        assert_int_equal(p.cells, 4);
+        assert_true(cl_params_memory(&p) < 10u << 20);
         st = state_new_or_fail(&p);
-        assert_true(cl_state_memory(st) < 10u << 20);
         cl_state_free(st);
         cl_state_free(NULL);
 }
@@ -789,9 +792,9 @@ static void repack(const char *buf, size_t len, const char *key,
         msgpack_unpacked_destroy(&u);
 }
 
-static void put_version_2(msgpack_packer *pk)
+static void put_version_next(msgpack_packer *pk)
 {
-        msgpack_pack_uint64(pk, 2);
+        msgpack_pack_uint64(pk, 3);
 }
 
 static void put_short_array(msgpack_packer *pk)
@@ -826,12 +829,13 @@ struct corrupt_case {
 static void test_cl_state_restore_rejects_bad_fields(void **unused)
 {
         static const struct corrupt_case cases[] = {
-                { "version", put_version_2, false, CL_E_VERSION },
+                { "version", put_version_next, false, CL_E_VERSION },
                 { "version", NULL, false, CL_E_SNAPSHOT },
                 { "format", put_string, false, CL_E_SNAPSHOT },
                 { "cnt", put_short_array, false, CL_E_SNAPSHOT },
                 { "h_mg", put_short_array, false, CL_E_SNAPSHOT },
-                { "joint", put_string, false, CL_E_SNAPSHOT },
+                { "diag", put_string, false, CL_E_SNAPSHOT },
+                { "cell_col", put_short_array, false, CL_E_SNAPSHOT },
                 { "w", put_negative, false, CL_E_SNAPSHOT },
                 { "total", put_negative, false, CL_E_SNAPSHOT },
                 { "k", put_k_huge, false, CL_E_SNAPSHOT },
