@@ -25,7 +25,7 @@ static const struct kv producer_defaults[] = {
         {"linger.ms", "5"},
 };
 
-/* The mock broker needs these to be fast (see docs/embedded-broker.md). */
+/* The mock broker needs these to be fast (docs/embedded-broker.md). */
 static const struct kv consumer_embedded[] = {
         {"fetch.wait.max.ms", "10"},
         {"queued.min.messages", "1000000"},
@@ -137,6 +137,12 @@ rd_kafka_conf_t *cfd_kafka_conf_new(const struct cfg *cfg,
         if (role == CFD_KAFKA_CONSUMER &&
             set_kv(conf, consumer_owned, N_OF(consumer_owned), errbuf,
                    errsize) < 0)
+                goto out_destroy;
+        if (role == CFD_KAFKA_PRODUCER &&
+            cfg->delivery.mode == CFG_DELIVERY_EXACTLY_ONCE &&
+            rd_kafka_conf_set(conf, "transactional.id",
+                              cfg->delivery.transactional_id, errbuf,
+                              errsize) != RD_KAFKA_CONF_OK)
                 goto out_destroy;
 
         rd_kafka_conf_set_log_cb(conf, on_log);

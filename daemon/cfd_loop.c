@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +12,10 @@
 
 #include "cfd_kafka.h"
 #include "cfd_log.h"
+#include "cfd_loop_priv.h"
+#include "cfd_state.h"
 #include "msg.h"
 
-/* How long a stopping daemon keeps retrying undelivered outputs. */
-#define SHUTDOWN_GRACE_MS 30000
-/* Delivery retry back-off: doubles from the first value up to the cap. */
-#define RETRY_BACKOFF_FIRST_MS 100
-#define RETRY_BACKOFF_MAX_MS 5000
-/* Longest single wait inside the loop, so a stop request is seen soon. */
-#define POLL_SLICE_MS 100
 #define METADATA_TIMEOUT_MS 10000
 
 /* Header names: the contract of schemas/README.md. */
@@ -34,60 +28,10 @@
 #define HDR_SOURCE "confidentd-source"
 #define HDR_ERROR "confidentd-error"
 
-enum route {
-        ROUTE_CLEAN = 0,
-        ROUTE_SUSPECT,
-        ROUTE_DEAD_LETTER,
-        ROUTE_COUNT,
-};
+static const char *const route_names[CFD_ROUTE_COUNT] = {"clean", "suspect",
+                                                         "dead_letter"};
 
-static const char *const route_names[ROUTE_COUNT] = {"clean", "suspect",
-                                                     "dead_letter"};
-
-enum slot_state {
-        SLOT_PENDING = 0, /* produced, no delivery report yet */
-        SLOT_DONE,        /* acknowledged by the broker */
-        SLOT_FAILED,      /* delivery failed: to be produced again */
-};
-
-/* One input message of the current batch and what became of it. */
-struct slot {
-        rd_kafka_message_t *in; /* owned until the batch is released */
-        enum route route;
-        enum slot_state state;
-        rd_kafka_resp_err_t err;
-        struct cl_verdict verdict; /* clean and suspect routes */
-        const char *error_code;    /* dead-letter route: "CL_E_RANGE" */
-        char reason[256];          /* dead-letter route: the detail */
-};
-
-struct progress {
-        int64_t last_ms;
-        uint64_t consumed, decided, suspect;
-};
-
-struct cfd_loop {
-        const struct cfg *cfg;
-        struct cl_state *state;
-        struct msg_decoder *decoder;
-        double *probs; /* K values, reused for every message */
-
-        rd_kafka_t *consumer;
-        rd_kafka_t *producer;
-        rd_kafka_topic_t *out[ROUTE_COUNT];
-
-        struct slot *slots; /* the current batch, capacity max_items */
-        size_t n_slots;
-        size_t cap_slots;
-        size_t pending; /* produced, awaiting a delivery report */
-
-        bool fatal;
-        bool stopping;
-        struct cfd_loop_stats stats;
-        struct progress progress;
-};
-
-static int64_t now_ms(void)
+int64_t cfd_now_ms(void)
 {
         struct timespec ts;
 
@@ -95,7 +39,7 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void cfd_sleep_ms(int ms)
 {
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
@@ -112,11 +56,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                         void *opaque)
 {
         struct cfd_loop *loop = opaque;
-        struct slot *slot = m->_private;
+        struct cfd_slot *slot = m->_private;
 
         (void)rk;
+        if (!slot)
+                return; /* the state record: its transaction tells */
         slot->err = m->err;
-        slot->state = m->err ? SLOT_FAILED : SLOT_DONE;
+        slot->state = m->err ? CFD_SLOT_FAILED : CFD_SLOT_DONE;
         loop->pending--;
 }
 
@@ -138,8 +84,6 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                 rd_kafka_name(rk), rd_kafka_err2name(err),
                 cfd_log_quote(quoted, sizeof(quoted), reason));
 }
-
-static int batch_finish(struct cfd_loop *loop);
 
 static void log_partitions(const char *event,
                            const rd_kafka_topic_partition_list_t *parts)
@@ -175,7 +119,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  * they go, so the next owner starts after it. */
                 log_partitions("partitions_revoked", parts);
                 if (loop->n_slots)
-                        batch_finish(loop);
+                        cfd_commit_batch(loop);
                 if (cooperative)
                         error = rd_kafka_incremental_unassign(rk, parts);
                 else
@@ -196,10 +140,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * Scoring: decode, check, update the statistics, pick a route.
  */
 
-static void reject_decode(struct slot *slot, int code,
+static void reject_decode(struct cfd_slot *slot, int code,
                           const struct msg_error *merr)
 {
-        slot->route = ROUTE_DEAD_LETTER;
+        slot->route = CFD_ROUTE_DEAD_LETTER;
         slot->error_code = msg_err_name(code);
         if (merr->field[0])
                 snprintf(slot->reason, sizeof(slot->reason),
@@ -219,7 +163,7 @@ static double row_sum(const double *p, unsigned k)
         return s;
 }
 
-static void reject_row(struct cfd_loop *loop, struct slot *slot, int code,
+static void reject_row(struct cfd_loop *loop, struct cfd_slot *slot, int code,
                        int64_t label, size_t index)
 {
         const struct cl_params *par = cl_state_params(loop->state);
@@ -227,7 +171,7 @@ static void reject_row(struct cfd_loop *loop, struct slot *slot, int code,
         char *r = slot->reason;
         size_t n = sizeof(slot->reason);
 
-        slot->route = ROUTE_DEAD_LETTER;
+        slot->route = CFD_ROUTE_DEAD_LETTER;
         slot->error_code = cl_err_name(code);
         switch (code) {
         case CL_E_LABEL_RANGE:
@@ -252,7 +196,7 @@ static void reject_row(struct cfd_loop *loop, struct slot *slot, int code,
         }
 }
 
-static void score(struct cfd_loop *loop, struct slot *slot)
+static void score(struct cfd_loop *loop, struct cfd_slot *slot)
 {
         const rd_kafka_message_t *in = slot->in;
         struct msg_label label = {.probs = loop->probs};
@@ -272,24 +216,25 @@ static void score(struct cfd_loop *loop, struct slot *slot)
                 reject_row(loop, slot, rc, label.label, index);
                 return;
         }
-        slot->route = slot->verdict.tag == CL_TAG_SUSPECT ? ROUTE_SUSPECT
-                                                          : ROUTE_CLEAN;
+        slot->held = slot->verdict.tag == CL_TAG_HELD;
+        slot->route = slot->verdict.tag == CL_TAG_SUSPECT ? CFD_ROUTE_SUSPECT
+                                                          : CFD_ROUTE_CLEAN;
 }
 
-static void count_route(struct cfd_loop *loop, const struct slot *slot)
+static void count_route(struct cfd_loop *loop, const struct cfd_slot *slot)
 {
         switch (slot->route) {
-        case ROUTE_SUSPECT:
-                loop->stats.suspect++;
+        case CFD_ROUTE_SUSPECT:
+                loop->batch.suspect++;
                 break;
-        case ROUTE_DEAD_LETTER:
-                loop->stats.dead_letter++;
+        case CFD_ROUTE_DEAD_LETTER:
+                loop->batch.dead_letter++;
                 break;
         default:
                 if (slot->verdict.tag == CL_TAG_WARMUP)
-                        loop->stats.warmup++;
+                        loop->batch.warmup++;
                 else
-                        loop->stats.clean++;
+                        loop->batch.clean++;
                 break;
         }
 }
@@ -305,7 +250,7 @@ static int add_header(rd_kafka_headers_t *h, const char *name,
         return rd_kafka_header_add(h, name, -1, value, -1) ? -1 : 0;
 }
 
-static rd_kafka_headers_t *make_headers(const struct slot *slot)
+static rd_kafka_headers_t *make_headers(const struct cfd_slot *slot)
 {
         const struct cl_verdict *v = &slot->verdict;
         rd_kafka_headers_t *h = rd_kafka_headers_new(8);
@@ -315,7 +260,7 @@ static rd_kafka_headers_t *make_headers(const struct slot *slot)
         snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64,
                  rd_kafka_topic_name(slot->in->rkt), slot->in->partition,
                  slot->in->offset);
-        if (slot->route == ROUTE_DEAD_LETTER) {
+        if (slot->route == CFD_ROUTE_DEAD_LETTER) {
                 rc |= add_header(h, HDR_ERROR, slot->error_code);
                 rc |= add_header(h, HDR_REASON, slot->reason);
                 rc |= add_header(h, HDR_SOURCE, source);
@@ -323,7 +268,7 @@ static rd_kafka_headers_t *make_headers(const struct slot *slot)
                 snprintf(num[0], sizeof(num[0]), "%u", v->given);
                 snprintf(num[1], sizeof(num[1]), "%u", v->suggested);
                 rc |= add_header(h, HDR_VERDICT,
-                                 slot->route == ROUTE_SUSPECT ? "suspect"
+                                 slot->route == CFD_ROUTE_SUSPECT ? "suspect"
                                                               : "clean");
                 rc |= add_header(h, HDR_GIVEN, num[0]);
                 rc |= add_header(h, HDR_SUGGESTED, num[1]);
@@ -342,18 +287,18 @@ static rd_kafka_headers_t *make_headers(const struct slot *slot)
 }
 
 /* Hands one output to the producer, waiting while its queue is full. */
-static void produce(struct cfd_loop *loop, struct slot *slot)
+void cfd_loop_produce(struct cfd_loop *loop, struct cfd_slot *slot)
 {
         const rd_kafka_message_t *in = slot->in;
         rd_kafka_headers_t *hdrs = make_headers(slot);
         rd_kafka_resp_err_t err;
 
         if (!hdrs) {
-                slot->state = SLOT_FAILED;
+                slot->state = CFD_SLOT_FAILED;
                 slot->err = RD_KAFKA_RESP_ERR__FAIL;
                 return;
         }
-        slot->state = SLOT_PENDING;
+        slot->state = CFD_SLOT_PENDING;
         for (;;) {
                 err = rd_kafka_producev(
                         loop->producer, RD_KAFKA_V_RKT(loop->out[slot->route]),
@@ -363,11 +308,11 @@ static void produce(struct cfd_loop *loop, struct slot *slot)
                         RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
-                rd_kafka_poll(loop->producer, POLL_SLICE_MS);
+                rd_kafka_poll(loop->producer, CFD_POLL_SLICE_MS);
         }
         if (err) {
                 rd_kafka_headers_destroy(hdrs);
-                slot->state = SLOT_FAILED;
+                slot->state = CFD_SLOT_FAILED;
                 slot->err = err;
                 return;
         }
@@ -375,162 +320,46 @@ static void produce(struct cfd_loop *loop, struct slot *slot)
 }
 
 /*
- * Finishing a batch: wait for every delivery report, produce failed
- * outputs again, commit, release the input messages.
+ * Helpers for cfd_commit.c.
  */
 
-static int wait_deliveries(struct cfd_loop *loop)
+int cfd_loop_wait_deliveries(struct cfd_loop *loop)
 {
         while (loop->pending > 0) {
-                rd_kafka_poll(loop->producer, POLL_SLICE_MS);
+                rd_kafka_poll(loop->producer, CFD_POLL_SLICE_MS);
                 if (loop->fatal)
                         return -1;
         }
         return 0;
 }
 
-static size_t reproduce_failed(struct cfd_loop *loop)
-{
-        size_t failed = 0;
-
-        for (size_t i = 0; i < loop->n_slots; i++) {
-                struct slot *slot = &loop->slots[i];
-
-                if (slot->state != SLOT_FAILED)
-                        continue;
-                if (failed++ == 0)
-                        cfd_log(CFD_LOG_WARN, "delivery_failed",
-                                "topic=%s err=\"%s\" action=retry",
-                                rd_kafka_topic_name(loop->out[slot->route]),
-                                rd_kafka_err2str(slot->err));
-                loop->stats.delivery_retries++;
-                produce(loop, slot);
-        }
-        return failed;
-}
-
-static size_t count_failed(const struct cfd_loop *loop)
+size_t cfd_loop_count_failed(const struct cfd_loop *loop)
 {
         size_t n = 0;
 
         for (size_t i = 0; i < loop->n_slots; i++)
-                n += loop->slots[i].state == SLOT_FAILED;
+                n += loop->slots[i].state == CFD_SLOT_FAILED;
         return n;
 }
 
-/*
- * Delivers every output of the batch, retrying with back-off.  Gives up
- * only when stopping and the grace period is over.  Returns 0 when all
- * outputs are delivered, -1 otherwise.
- */
-static int deliver_all(struct cfd_loop *loop)
-{
-        int backoff_ms = RETRY_BACKOFF_FIRST_MS;
-        int64_t give_up_at = -1;
-
-        for (;;) {
-                if (wait_deliveries(loop) < 0)
-                        return -1;
-                if (count_failed(loop) == 0)
-                        return 0;
-                if (loop->stopping && give_up_at < 0)
-                        give_up_at = now_ms() + SHUTDOWN_GRACE_MS;
-                if (give_up_at >= 0 && now_ms() >= give_up_at)
-                        return -1;
-                sleep_ms(backoff_ms);
-                if (backoff_ms < RETRY_BACKOFF_MAX_MS)
-                        backoff_ms *= 2;
-                reproduce_failed(loop);
-        }
-}
-
-/*
- * Offsets to commit: per partition, one past the last output delivered
- * with no undelivered output before it in the batch.
- */
-static rd_kafka_topic_partition_list_t *commit_list(const struct cfd_loop *loop)
-{
-        rd_kafka_topic_partition_list_t *list =
-                rd_kafka_topic_partition_list_new(16);
-        rd_kafka_topic_partition_t *tp = NULL;
-
-        for (size_t i = 0; i < loop->n_slots; i++) {
-                const struct slot *slot = &loop->slots[i];
-                const char *topic = rd_kafka_topic_name(slot->in->rkt);
-
-                if (!tp || tp->partition != slot->in->partition ||
-                    strcmp(tp->topic, topic))
-                        tp = rd_kafka_topic_partition_list_find(
-                                list, topic, slot->in->partition);
-                if (!tp) {
-                        tp = rd_kafka_topic_partition_list_add(
-                                list, topic, slot->in->partition);
-                        tp->offset = RD_KAFKA_OFFSET_INVALID;
-                        tp->opaque = NULL; /* NULL: not blocked */
-                }
-                if (tp->opaque)
-                        continue;
-                if (slot->state == SLOT_DONE)
-                        tp->offset = slot->in->offset + 1;
-                else
-                        tp->opaque = (void *)slot; /* blocked from here */
-        }
-        return list;
-}
-
-static void commit_batch(struct cfd_loop *loop)
-{
-        rd_kafka_topic_partition_list_t *list = commit_list(loop);
-        rd_kafka_resp_err_t err;
-        int j = 0;
-
-        /* Drop partitions with nothing delivered. */
-        for (int i = 0; i < list->cnt; i++) {
-                list->elems[i].opaque = NULL;
-                if (list->elems[i].offset >= 0)
-                        list->elems[j++] = list->elems[i];
-        }
-        list->cnt = j;
-
-        if (j > 0) {
-                /* Synchronous when stopping, so the last commit lands. */
-                err = rd_kafka_commit(loop->consumer, list, !loop->stopping);
-                if (err) {
-                        loop->stats.commit_failures++;
-                        cfd_log(CFD_LOG_WARN, "commit_failed",
-                                "partitions=%d err=\"%s\" action=continue",
-                                j, rd_kafka_err2str(err));
-                } else {
-                        loop->stats.commits++;
-                }
-        }
-        rd_kafka_topic_partition_list_destroy(list);
-}
-
-static void batch_release(struct cfd_loop *loop)
+void cfd_loop_release(struct cfd_loop *loop)
 {
         for (size_t i = 0; i < loop->n_slots; i++)
                 rd_kafka_message_destroy(loop->slots[i].in);
         loop->n_slots = 0;
 }
 
-/* Returns 0 when the whole batch was delivered and committed. */
-static int batch_finish(struct cfd_loop *loop)
+void cfd_loop_count_batch(struct cfd_loop *loop)
 {
-        int rc = deliver_all(loop);
+        struct cfd_loop_stats *t = &loop->stats;
+        const struct cfd_loop_stats *b = &loop->batch;
 
-        if (loop->fatal) {
-                /* Outputs may be lost in the fatal client; commit nothing. */
-                batch_release(loop);
-                return -1;
-        }
-        if (rc < 0)
-                cfd_log(CFD_LOG_ERROR, "delivery_abandoned",
-                        "undelivered=%zu action=not_committed",
-                        count_failed(loop));
-        commit_batch(loop);
-        batch_release(loop);
-        return rc;
+        t->consumed += b->consumed;
+        t->clean += b->clean;
+        t->warmup += b->warmup;
+        t->suspect += b->suspect;
+        t->dead_letter += b->dead_letter;
+        memset(&loop->batch, 0, sizeof(loop->batch));
 }
 
 /*
@@ -550,14 +379,79 @@ static void consumer_event(struct cfd_loop *loop, rd_kafka_message_t *m)
 
 static void take(struct cfd_loop *loop, rd_kafka_message_t *m)
 {
-        struct slot *slot = &loop->slots[loop->n_slots++];
+        struct cfd_slot *slot = &loop->slots[loop->n_slots++];
 
         memset(slot, 0, sizeof(*slot));
         slot->in = m;
-        loop->stats.consumed++;
+        loop->batch.consumed++;
         score(loop, slot);
+        if (slot->held) {
+                if (cl_state_held(loop->state) == 1)
+                        loop->hold_since_ms = cfd_now_ms();
+                if (cl_state_release_due(loop->state))
+                        cfd_loop_release_held(loop, false);
+                return;
+        }
         count_route(loop, slot);
-        produce(loop, slot);
+        cfd_loop_produce(loop, slot);
+}
+
+/* Gives each held slot, in batch order, its released verdict. */
+static void route_released(struct cfd_loop *loop, size_t n)
+{
+        size_t j = 0;
+
+        for (size_t i = 0; i < loop->n_slots && j < n; i++) {
+                struct cfd_slot *slot = &loop->slots[i];
+
+                if (!slot->held)
+                        continue;
+                slot->held = false;
+                slot->verdict = loop->released[j++];
+                slot->route = slot->verdict.tag == CL_TAG_SUSPECT
+                                      ? CFD_ROUTE_SUSPECT
+                                      : CFD_ROUTE_CLEAN;
+                count_route(loop, slot);
+                cfd_loop_produce(loop, slot);
+        }
+}
+
+int cfd_loop_release_held(struct cfd_loop *loop, bool force)
+{
+        size_t held = cl_state_held(loop->state);
+        int64_t waited_ms = cfd_now_ms() - loop->hold_since_ms;
+        int n;
+
+        if (held == 0)
+                return 0;
+        n = force ? cl_state_release_force(loop->state, loop->released,
+                                           loop->released_cap)
+                  : cl_state_release(loop->state, loop->released,
+                                     loop->released_cap);
+        if (n < 0) {
+                cfd_log(CFD_LOG_ERROR, "release_failed",
+                        "held=%zu err=\"%s\"", held, cl_strerror(n));
+                return -1;
+        }
+        cfd_log(CFD_LOG_INFO, "warmup_released",
+                "items=%d waited_ms=%" PRId64 " forced=%s", n, waited_ms,
+                force ? "yes" : "no");
+        route_released(loop, (size_t)n);
+        return 0;
+}
+
+/* Whether the batch must end now: full, past its deadline (unless items
+ * are held and have not waited max_hold_ms), or stopping. */
+static bool batch_due(const struct cfd_loop *loop, int64_t deadline)
+{
+        int64_t now = cfd_now_ms();
+
+        if (loop->n_slots >= loop->cap_slots)
+                return true;
+        if (deadline < 0 || now < deadline)
+                return false;
+        return cl_state_held(loop->state) == 0 ||
+               now - loop->hold_since_ms >= loop->cfg->filter.max_hold_ms;
 }
 
 /*
@@ -567,19 +461,15 @@ static void take(struct cfd_loop *loop, rd_kafka_message_t *m)
 static void batch_fill(struct cfd_loop *loop, volatile sig_atomic_t *stop)
 {
         int64_t deadline = -1;
-        int wait_ms = POLL_SLICE_MS;
 
-        while (loop->n_slots < loop->cap_slots && !*stop && !loop->fatal) {
+        while (!*stop && !loop->fatal && !batch_due(loop, deadline)) {
+                int wait_ms = CFD_POLL_SLICE_MS;
                 rd_kafka_message_t *m;
 
-                if (deadline >= 0) {
-                        int64_t left = deadline - now_ms();
-
-                        if (left <= 0)
-                                break;
-                        wait_ms = left < POLL_SLICE_MS ? (int)left
-                                                       : POLL_SLICE_MS;
-                }
+                if (deadline >= 0 && deadline - cfd_now_ms() < wait_ms)
+                        wait_ms = (int)(deadline - cfd_now_ms());
+                if (wait_ms < 0)
+                        wait_ms = 0;
                 m = rd_kafka_consumer_poll(loop->consumer, wait_ms);
                 rd_kafka_poll(loop->producer, 0);
                 if (!m) {
@@ -592,7 +482,11 @@ static void batch_fill(struct cfd_loop *loop, volatile sig_atomic_t *stop)
                         continue;
                 }
                 if (deadline < 0)
-                        deadline = now_ms() + loop->cfg->commit.interval_ms;
+                        deadline = cfd_now_ms() + loop->cfg->commit.interval_ms;
+                if (cfd_commit_begin(loop) < 0) {
+                        rd_kafka_message_destroy(m);
+                        break;
+                }
                 take(loop, m);
         }
 }
@@ -629,9 +523,9 @@ static int64_t consumer_lag(const struct cfd_loop *loop)
 static void progress_maybe(struct cfd_loop *loop)
 {
         const struct cfd_loop_stats *s = &loop->stats;
-        struct progress *p = &loop->progress;
+        struct cfd_progress *p = &loop->progress;
         unsigned every_s = loop->cfg->log.progress_interval_s;
-        int64_t now = now_ms();
+        int64_t now = cfd_now_ms();
         uint64_t decided = s->clean + s->suspect;
         uint64_t d_decided, d_suspect;
         double secs;
@@ -660,18 +554,18 @@ int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop)
 {
         int rc = 0;
 
-        loop->progress.last_ms = now_ms();
+        loop->progress.last_ms = cfd_now_ms();
         while (!*stop && !loop->fatal) {
                 batch_fill(loop, stop);
                 if (loop->n_slots) {
                         loop->stopping = *stop != 0;
-                        if (batch_finish(loop) < 0)
+                        if (cfd_commit_batch(loop) < 0)
                                 rc = -1;
                 }
                 progress_maybe(loop);
         }
         loop->stopping = true;
-        if (loop->n_slots && batch_finish(loop) < 0)
+        if (loop->n_slots && cfd_commit_batch(loop) < 0)
                 rc = -1;
         if (loop->fatal)
                 rc = -1;
@@ -708,11 +602,11 @@ static rd_kafka_t *client_new(struct cfd_loop *loop, enum cfd_kafka_role role,
 
 static int open_outputs(struct cfd_loop *loop, char *errbuf, size_t errsize)
 {
-        const char *names[ROUTE_COUNT] = {loop->cfg->kafka.topic_clean,
-                                          loop->cfg->kafka.topic_suspect,
-                                          loop->cfg->kafka.topic_dead_letter};
+        const char *names[CFD_ROUTE_COUNT] = {
+                loop->cfg->kafka.topic_clean, loop->cfg->kafka.topic_suspect,
+                loop->cfg->kafka.topic_dead_letter};
 
-        for (int r = 0; r < ROUTE_COUNT; r++) {
+        for (int r = 0; r < CFD_ROUTE_COUNT; r++) {
                 loop->out[r] = rd_kafka_topic_new(loop->producer, names[r],
                                                   NULL);
                 if (!loop->out[r]) {
@@ -764,8 +658,64 @@ static int make_decoder(struct cfd_loop *loop, char *errbuf, size_t errsize)
         return rc < 0 ? -1 : 0;
 }
 
+/* The statistics to start from: the state topic's newest snapshot (after
+ * init_transactions fenced any older instance), else the initial file,
+ * else empty. */
+static int load_state(struct cfd_loop *loop, const char *bootstrap,
+                      char *errbuf, size_t errsize)
+{
+        enum cfd_state_origin origin;
+        char *snap = NULL;
+        size_t len = 0;
+        int64_t offset = -1;
+        int rc = 0;
+
+        if (loop->transactional)
+                rc = cfd_state_fetch(loop->cfg, bootstrap,
+                                     loop->cfg->kafka.topic_state,
+                                     loop->cfg->delivery.transactional_id,
+                                     &snap, &len, &offset, errbuf, errsize);
+        if (rc < 0)
+                return -1;
+        rc = cfd_state_build(loop->cfg, &loop->params, snap, len,
+                             &loop->state, &origin, errbuf, errsize);
+        free(snap);
+        if (rc < 0)
+                return -1;
+        cfd_log(CFD_LOG_INFO, "state_loaded",
+                "origin=%s items=%" PRIu64 " offset=%" PRId64 " bytes=%zu",
+                cfd_state_origin_name(origin), cl_state_items(loop->state),
+                offset, len);
+        if (cfd_commit_keep_state(loop) < 0) {
+                snprintf(errbuf, errsize, "out of memory for a snapshot");
+                return -1;
+        }
+        return 0;
+}
+
+/* A batch must be able to take every held item and the one that makes
+ * the state warm, so that a hold is not cut short by the batch size. */
+static int alloc_batch(struct cfd_loop *loop, char *errbuf, size_t errsize)
+{
+        size_t hold = cl_state_hold_capacity(loop->state);
+
+        loop->cap_slots = loop->cfg->commit.max_items;
+        if (loop->cap_slots < hold + 1)
+                loop->cap_slots = hold + 1;
+        loop->slots = calloc(loop->cap_slots, sizeof(*loop->slots));
+        loop->probs = calloc(loop->params.k, sizeof(*loop->probs));
+        loop->released_cap = hold;
+        loop->released = calloc(hold ? hold : 1, sizeof(*loop->released));
+        if (!loop->slots || !loop->probs || !loop->released) {
+                snprintf(errbuf, errsize, "out of memory for a batch of %zu",
+                         loop->cap_slots);
+                return -1;
+        }
+        return 0;
+}
+
 int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
-                 struct cl_state *state, struct cfd_loop **ret_loop,
+                 const struct cl_params *params, struct cfd_loop **ret_loop,
                  char *errbuf, size_t errsize)
 {
         struct cfd_loop *loop = calloc(1, sizeof(*loop));
@@ -775,21 +725,17 @@ int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
                 return -1;
         }
         loop->cfg = cfg;
-        loop->state = state;
-        loop->cap_slots = cfg->commit.max_items;
-        loop->slots = calloc(loop->cap_slots, sizeof(*loop->slots));
-        loop->probs = calloc(cfg->classes.count, sizeof(*loop->probs));
-        if (!loop->slots || !loop->probs) {
-                snprintf(errbuf, errsize, "out of memory for a batch of %zu",
-                         loop->cap_slots);
-                goto out_free;
-        }
+        loop->params = *params;
+        loop->transactional = cfg->delivery.mode == CFG_DELIVERY_EXACTLY_ONCE;
         if (make_decoder(loop, errbuf, errsize) < 0)
                 goto out_free;
 
         loop->producer = client_new(loop, CFD_KAFKA_PRODUCER, bootstrap,
                                     errbuf, errsize);
-        if (!loop->producer || open_outputs(loop, errbuf, errsize) < 0)
+        if (!loop->producer || open_outputs(loop, errbuf, errsize) < 0 ||
+            cfd_commit_init(loop, errbuf, errsize) < 0 ||
+            load_state(loop, bootstrap, errbuf, errsize) < 0 ||
+            alloc_batch(loop, errbuf, errsize) < 0)
                 goto out_free;
         loop->consumer = client_new(loop, CFD_KAFKA_CONSUMER, bootstrap,
                                     errbuf, errsize);
@@ -811,7 +757,7 @@ void cfd_loop_free(struct cfd_loop *loop)
         if (!loop)
                 return;
 
-        batch_release(loop);
+        cfd_loop_release(loop);
         if (loop->consumer) {
                 err = rd_kafka_consumer_close(loop->consumer);
                 if (err)
@@ -819,16 +765,21 @@ void cfd_loop_free(struct cfd_loop *loop)
                                 "err=\"%s\"", rd_kafka_err2str(err));
                 rd_kafka_destroy(loop->consumer);
         }
-        for (int r = 0; r < ROUTE_COUNT; r++)
+        for (int r = 0; r < CFD_ROUTE_COUNT; r++)
                 if (loop->out[r])
                         rd_kafka_topic_destroy(loop->out[r]);
+        if (loop->state_topic)
+                rd_kafka_topic_destroy(loop->state_topic);
         if (loop->producer) {
                 /* Every batch waited for its deliveries: nothing is left
                  * but what a failed start produced (nothing). */
-                rd_kafka_flush(loop->producer, POLL_SLICE_MS);
+                rd_kafka_flush(loop->producer, CFD_POLL_SLICE_MS);
                 rd_kafka_destroy(loop->producer);
         }
         msg_decoder_free(loop->decoder);
+        cl_state_free(loop->state);
+        free(loop->committed_state);
+        free(loop->released);
         free(loop->probs);
         free(loop->slots);
         free(loop);

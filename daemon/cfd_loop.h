@@ -4,11 +4,12 @@
  * Messages are taken from the input topic in batches (commit.max_items or
  * commit.interval_ms, whichever comes first).  Each message is decoded,
  * scored by core and produced, unchanged, to the clean, suspect or
- * dead-letter topic with the verdict in headers.  When every output of
- * the batch is acknowledged by the broker, the input offsets are
- * committed: an item is never committed before its output is durable
- * (at-least-once).  A failed delivery is retried, with back-off, before
- * anything new is consumed, so memory stays bounded by one batch.
+ * dead-letter topic with the verdict in headers.  A batch ends in one
+ * Kafka transaction holding its outputs, its input offsets and a
+ * snapshot of the statistics (exactly-once), or, for brokers without
+ * transactions, in an offset commit once every output is acknowledged
+ * (at-least-once).  Nothing new is consumed before a batch is finished,
+ * so memory stays bounded by one batch.
  *
  * All functions must be called from one thread.
  */
@@ -29,19 +30,23 @@ struct cfd_loop_stats {
         uint64_t suspect;
         uint64_t dead_letter;
         uint64_t delivery_retries;
-        uint64_t commits;
-        uint64_t commit_failures;
+        uint64_t commits;         /* offset commits or transactions */
+        uint64_t commit_failures; /* at-least-once offset commits */
+        uint64_t aborts;          /* aborted transactions */
 };
 
 struct cfd_loop;
 
 /*
- * Creates the consumer and the producer for bootstrap and subscribes to
- * the input topic.  state is borrowed and must outlive the loop.  Returns
- * 0 and sets *ret_loop, or -1 with errbuf filled.
+ * Creates the producer (and, for exactly-once, initialises transactions,
+ * which fences an older instance with the same transactional id), loads
+ * the statistics to start from (cfd_state.h), creates the consumer and
+ * subscribes to the input topic.  cfg is borrowed and must outlive the
+ * loop; params are copied.  Returns 0 and sets *ret_loop, or -1 with
+ * errbuf filled.
  */
 int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
-                 struct cl_state *state, struct cfd_loop **ret_loop,
+                 const struct cl_params *params, struct cfd_loop **ret_loop,
                  char *errbuf, size_t errsize);
 
 /*

@@ -23,6 +23,9 @@ int cfd_params_from_cfg(const struct cfg *cfg, struct cl_params *ret_params,
         p.warmup_class = cfg->filter.warmup_class;
         p.min_examples = cfg->filter.min_examples;
         p.sum_tol = cfg->filter.sum_tolerance;
+        p.warmup_policy = cfg->filter.warmup_policy == CFG_WARMUP_HOLD
+                                  ? CL_WARMUP_HOLD
+                                  : CL_WARMUP_PASS;
 
         rc = cl_params_check(&p);
         if (rc < 0) {

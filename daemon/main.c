@@ -8,6 +8,7 @@
  * runtime failure, 2 on a usage or configuration error.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +160,8 @@ static struct cfd_mock *start_embedded(const struct cfg *cfg)
 {
         const char *topics[] = {cfg->kafka.topic_input, cfg->kafka.topic_clean,
                                 cfg->kafka.topic_suspect,
-                                cfg->kafka.topic_dead_letter};
+                                cfg->kafka.topic_dead_letter,
+                                cfg->kafka.topic_state};
         struct cfd_mock_error err;
         struct cfd_mock *mock = NULL;
         int partitions = (int)cfg->kafka.embedded_partitions;
@@ -193,54 +195,49 @@ static const char *pick_bootstrap(const struct options *opt,
         return cfg->kafka.bootstrap;
 }
 
+static void log_stopped(const struct cfd_loop *loop, int status)
+{
+        const struct cfd_loop_stats *s = cfd_loop_stats(loop);
+
+        cfd_log(CFD_LOG_INFO, "stopped",
+                "items=%" PRIu64 " clean=%" PRIu64 " warmup=%" PRIu64
+                " suspect=%" PRIu64 " dead_letter=%" PRIu64
+                " commits=%" PRIu64 " aborts=%" PRIu64 " status=%d",
+                s->consumed, s->clean, s->warmup, s->suspect, s->dead_letter,
+                s->commits, s->aborts, status);
+}
+
 static int run(const struct options *opt, const struct cfg *cfg,
                const struct cl_params *params)
 {
         struct cfd_mock *mock = NULL;
-        struct cl_state *state = NULL;
         struct cfd_loop *loop = NULL;
         char err[512];
-        int rc, status = 1;
+        int status = 1;
 
         if (cfg->kafka.embedded && !opt->bootstrap) {
                 mock = start_embedded(cfg);
                 if (!mock)
                         return 1;
         }
-        rc = cl_state_new(params, &state);
-        if (rc < 0) {
-                cfd_log(CFD_LOG_ERROR, "state_failed", "err=\"%s\"",
-                        cl_strerror(rc));
-                goto out;
-        }
-        if (cfd_loop_new(cfg, pick_bootstrap(opt, cfg, mock), state, &loop,
+        if (cfd_loop_new(cfg, pick_bootstrap(opt, cfg, mock), params, &loop,
                          err, sizeof(err)) < 0) {
                 cfd_log(CFD_LOG_ERROR, "start_failed", "err=\"%s\"", err);
                 goto out;
         }
-        cfd_log(CFD_LOG_INFO, "ready", "input=%s classes=%u filter=%s",
+        cfd_log(CFD_LOG_INFO, "ready",
+                "input=%s classes=%u filter=%s delivery=%s",
                 cfg->kafka.topic_input, params->k,
-                cl_filter_name(params->filter));
+                cl_filter_name(params->filter),
+                cfg->delivery.mode == CFG_DELIVERY_EXACTLY_ONCE
+                        ? "exactly_once"
+                        : "at_least_once");
 
-        rc = cfd_loop_run(loop, &stop_requested);
-        status = rc == 0 ? 0 : 1;
-        {
-                const struct cfd_loop_stats *s = cfd_loop_stats(loop);
-
-                cfd_log(CFD_LOG_INFO, "stopped",
-                        "items=%llu clean=%llu warmup=%llu suspect=%llu "
-                        "dead_letter=%llu commits=%llu status=%d",
-                        (unsigned long long)s->consumed,
-                        (unsigned long long)s->clean,
-                        (unsigned long long)s->warmup,
-                        (unsigned long long)s->suspect,
-                        (unsigned long long)s->dead_letter,
-                        (unsigned long long)s->commits, status);
-        }
+        status = cfd_loop_run(loop, &stop_requested) == 0 ? 0 : 1;
+        log_stopped(loop, status);
 out:
         /* Clients first, then the cluster they talk to. */
         cfd_loop_free(loop);
-        cl_state_free(state);
         cfd_mock_free(mock);
         return status;
 }

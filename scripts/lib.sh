@@ -79,10 +79,21 @@ cfd_stop() {
         if kill -0 "$pid" 2>/dev/null; then
                 kill -KILL "$pid" 2>/dev/null
                 wait "$pid" 2>/dev/null
+                cfd_forget "$pid"
                 return 124
         fi
         wait "$pid" && status=0 || status=$?
+        cfd_forget "$pid"
         return "$status"
+}
+
+# cfd_forget PID: drop a process that has ended from the cleanup list.
+cfd_forget() {
+        local pid kept=()
+        for pid in "${CFD_PIDS[@]}"; do
+                [ "$pid" = "$1" ] || kept+=("$pid")
+        done
+        CFD_PIDS=("${kept[@]}")
 }
 
 cfd_cleanup() {

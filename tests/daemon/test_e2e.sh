@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 . "$top/scripts/lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/confidentd-e2e.XXXXXX")
-trap 'cfd_cleanup; rm -rf "$work"' EXIT
+trap 'cfd_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 topic=e2e
 items=4000
 half=2000

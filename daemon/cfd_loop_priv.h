@@ -1,0 +1,137 @@
+/*
+ * cfd_loop_priv.h - private to the loop: the batch and the loop state,
+ * shared by cfd_loop.c (consuming, scoring, producing) and cfd_commit.c
+ * (finishing a batch: at-least-once or in a Kafka transaction).
+ */
+#ifndef CFD_DAEMON_CFD_LOOP_PRIV_H
+#define CFD_DAEMON_CFD_LOOP_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "cfd_loop.h"
+#include "cl.h"
+#include "msg.h"
+
+/* Longest single wait inside the loop, so a stop request is seen soon. */
+#define CFD_POLL_SLICE_MS 100
+
+enum cfd_route {
+        CFD_ROUTE_CLEAN = 0,
+        CFD_ROUTE_SUSPECT,
+        CFD_ROUTE_DEAD_LETTER,
+        CFD_ROUTE_COUNT,
+};
+
+enum cfd_slot_state {
+        CFD_SLOT_PENDING = 0, /* produced, no delivery report yet */
+        CFD_SLOT_DONE,        /* acknowledged by the broker */
+        CFD_SLOT_FAILED,      /* delivery failed */
+};
+
+/* One input message of the current batch and what became of it. */
+struct cfd_slot {
+        rd_kafka_message_t *in; /* owned until the batch is released */
+        bool held;              /* warm-up hold: verdict not known yet */
+        enum cfd_route route;
+        enum cfd_slot_state state;
+        rd_kafka_resp_err_t err;
+        struct cl_verdict verdict; /* clean and suspect routes */
+        const char *error_code;    /* dead-letter route: "CL_E_RANGE" */
+        char reason[256];          /* dead-letter route: the detail */
+};
+
+struct cfd_progress {
+        int64_t last_ms;
+        uint64_t consumed, decided, suspect;
+};
+
+struct cfd_loop {
+        const struct cfg *cfg;
+        struct cl_params params;
+        struct cl_state *state; /* owned; replaced when a batch aborts */
+        struct msg_decoder *decoder;
+        double *probs; /* K values, reused for every message */
+
+        rd_kafka_t *consumer;
+        rd_kafka_t *producer;
+        rd_kafka_topic_t *out[CFD_ROUTE_COUNT];
+
+        /* Exactly-once only: the state topic and the committed state. */
+        bool transactional;
+        bool in_txn;
+        rd_kafka_topic_t *state_topic;
+        int32_t state_partition;
+        char *committed_state; /* snapshot as of the last commit */
+        size_t committed_len;
+
+        /* Warm-up hold: verdicts of released items, and since when the
+         * oldest held item waits. */
+        struct cl_verdict *released;
+        size_t released_cap;
+        int64_t hold_since_ms;
+
+        struct cfd_slot *slots; /* the current batch */
+        size_t n_slots;
+        size_t cap_slots;
+        size_t pending; /* produced outputs awaiting a delivery report */
+
+        bool fatal;
+        bool stopping;
+        struct cfd_loop_stats stats; /* committed work only */
+        struct cfd_loop_stats batch; /* the current batch, until commit */
+        struct cfd_progress progress;
+};
+
+/* Produces the output of one slot (again, after a failure). */
+void cfd_loop_produce(struct cfd_loop *loop, struct cfd_slot *slot);
+
+/* Serves delivery reports until no output is pending.  Returns 0, or -1
+ * when a fatal client error happened meanwhile. */
+int cfd_loop_wait_deliveries(struct cfd_loop *loop);
+
+/* Destroys the batch's input messages and empties it. */
+void cfd_loop_release(struct cfd_loop *loop);
+
+/* Number of failed outputs in the batch. */
+size_t cfd_loop_count_failed(const struct cfd_loop *loop);
+
+/*
+ * Decides the items held for warm-up (all in the current batch) when the
+ * state says so, or at once with force, and produces them.  Returns 0, or
+ * -1 when the state could not release them (logged; they stay held).
+ */
+int cfd_loop_release_held(struct cfd_loop *loop, bool force);
+
+/* Adds the current batch's counts to the totals and clears them. */
+void cfd_loop_count_batch(struct cfd_loop *loop);
+
+/*
+ * Finishes the batch: every output delivered and the input offsets
+ * committed (at-least-once), or everything committed in one transaction
+ * (exactly-once).  On an aborted transaction the consumer is rewound to
+ * the batch's first offsets and the state to the last commit, so the same
+ * messages are processed again.  Returns 0 when committed, -1 otherwise.
+ */
+int cfd_commit_batch(struct cfd_loop *loop);
+
+/*
+ * Exactly-once set-up: init_transactions (which fences an older instance
+ * with the same transactional id and aborts its open transaction), then
+ * the state topic.  Returns 0 or -1 with errbuf filled.
+ */
+int cfd_commit_init(struct cfd_loop *loop, char *errbuf, size_t errsize);
+
+/* Starts a transaction if none is open.  Returns 0 or -1 (fatal). */
+int cfd_commit_begin(struct cfd_loop *loop);
+
+/* Remembers the state as committed (start-up, after each commit). */
+int cfd_commit_keep_state(struct cfd_loop *loop);
+
+int64_t cfd_now_ms(void);
+void cfd_sleep_ms(int ms);
+
+#endif /* CFD_DAEMON_CFD_LOOP_PRIV_H */
