@@ -544,10 +544,14 @@ static void flag_lowest(struct cl_batch *b, unsigned k, int64_t take,
                 mask[rows[b->order[i]]] = 1;
 }
 
-/* cleanlab skips (with a warning) classes with too few rows. */
+/* cleanlab skips (with a warning) classes with too few rows.  It also
+ * drops the mask of a class with a single row (find_label_issues copies
+ * a class's mask only when it is longer than 1), which matters when
+ * min_examples_per_class is 0. */
 static bool class_prunable(const struct cl_batch *b, unsigned k)
 {
-        return b->counts[k] > b->p.min_examples_per_class;
+        return b->counts[k] > b->p.min_examples_per_class &&
+               b->counts[k] > 1;
 }
 
 /* For each class k, the n_k - M[k][k] class-k rows with the lowest

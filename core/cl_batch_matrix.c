@@ -135,14 +135,15 @@ out_free:
 }
 
 /* One column c of the prune matrix: m0 is column c of the transposed
- * joint (m0[j] = cal[c][j]), x is scratch, out gets column c. */
+ * joint (m0[j] = cal[c][j]), x and d are K-long scratch, out gets column
+ * c. */
 static void prune_column(const int64_t *cal, unsigned k, unsigned c,
                          long min_examples, double frac_noise, double *x,
-                         int64_t *out)
+                         double *d, int64_t *out)
 {
         size_t kk = k, j;
         int64_t diag = cal[c * kk + c], raised, nonzero = 0;
-        double per_cell, moved = 0.0;
+        double per_cell, moved;
 
         raised = diag > min_examples ? diag : (int64_t)min_examples;
         for (j = 0; j < kk; j++)
@@ -155,10 +156,14 @@ static void prune_column(const int64_t *cal, unsigned k, unsigned c,
                 x[j] = fmax((double)cal[c * kk + j] - per_cell, 0.0);
         x[c] = (double)raised;
         /* frac_noise keeps that share of each noise cell and moves the rest
-         * to the diagonal (numpy sums the column top to bottom). */
+         * to the diagonal.  cleanlab works on the transposed joint, a
+         * column-major view, so numpy sums each column as a contiguous
+         * run, in its pairwise order (the diagonal adds 0); for K > 8
+         * that differs from a running sum, and one ulp moves the
+         * truncated diagonal across an integer. */
         for (j = 0; j < kk; j++)
-                if (j != c)
-                        moved += x[j] - x[j] * frac_noise;
+                d[j] = j == c ? 0.0 : x[j] - x[j] * frac_noise;
+        moved = cl_batch_sum(d, kk);
         for (j = 0; j < kk; j++) {
                 double v = j == c ? x[c] + moved : x[j] * frac_noise;
 
@@ -176,12 +181,12 @@ int cl_batch_make_prune_matrix(const int64_t *cal, unsigned k,
         if (k == 0 || min_examples_per_class < 0 ||
             !(frac_noise > 0.0 && frac_noise <= 1.0))
                 return CL_E_PARAM;
-        x = malloc(k * sizeof(*x));
+        x = malloc(2 * (size_t)k * sizeof(*x));
         if (!x)
                 return CL_E_NOMEM;
         for (c = 0; c < k; c++)
                 prune_column(cal, k, c, min_examples_per_class, frac_noise, x,
-                             ret_prune);
+                             x + k, ret_prune);
         free(x);
         return 0;
 }

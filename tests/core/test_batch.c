@@ -272,6 +272,24 @@ static void test_cl_batch_make_prune_matrix_bad_param(void **state)
                          CL_E_PARAM);
 }
 
+/* cleanlab sums the moved noise of a column of the transposed joint as a
+ * contiguous run, pairwise for K > 8: 14.999999999999998 left to right,
+ * 15 in numpy's order, and the diagonal is truncated (cleanlab 2.9.0 gives
+ * 15).  Found by tests/diff. */
+static void test_cl_batch_make_prune_matrix_frac_noise_pairwise_sum(void **s)
+{
+        static const int64_t row0[9] = {1, 1, 6, 3, 5, 3, 1, 1, 0};
+        int64_t cal[81] = {0}, out[81];
+        size_t i;
+
+        (void)s;
+        memcpy(cal, row0, sizeof(row0));
+        for (i = 1; i < 9; i++)
+                cal[i * 9 + i] = 5;
+        assert_int_equal(cl_batch_make_prune_matrix(cal, 9, 0, 0.3, out), 0);
+        assert_int_equal(out[0], 15);
+}
+
 /* The imdb example of 3.3. */
 static void test_cl_batch_estimate_latent_imdb_example(void **state)
 {
@@ -471,6 +489,46 @@ static void test_cl_batch_find_issues_single_class_flags_nothing(void **state)
         cl_batch_free(b);
 }
 
+/* With min_examples_per_class 0 a one-row class passes the size check,
+ * but cleanlab keeps a class's prune mask only when the class has more
+ * than one row: row 0 (class 0, calibrated into cell [0][1]) is flagged
+ * by confident_learning only, as by cleanlab 2.9.0.  Found by tests/diff.
+ */
+static void test_cl_batch_find_issues_single_row_class_not_pruned(void **s)
+{
+        static const long labels[7] = {0, 1, 1, 1, 2, 2, 2};
+        static const double probs[21] = {
+                0.05, 0.9, 0.05, 0.1, 0.8, 0.1, 0.1, 0.7, 0.2, 0.1, 0.6,
+                0.3,  0.1, 0.1,  0.8, 0.1, 0.2, 0.7, 0.1, 0.3, 0.6,
+        };
+        static const enum cl_filter pruning[3] = {
+                CL_FILTER_PRUNE_BY_NOISE_RATE, CL_FILTER_PRUNE_BY_CLASS,
+                CL_FILTER_BOTH,
+        };
+        struct cl_batch_params p;
+        struct cl_batch *b = NULL;
+        unsigned char mask[7];
+        size_t i, count;
+
+        (void)s;
+        cl_batch_params_init(&p, 3);
+        p.min_examples_per_class = 0;
+        assert_int_equal(cl_batch_new(&p, labels, probs, 7, &b), 0);
+        assert_int_equal(cl_batch_joint_calibrated(b)[0 * 3 + 1], 1);
+        for (i = 0; i < ARRAY_LEN(pruning); i++) {
+                assert_int_equal(cl_batch_find_issues(b, pruning[i], mask,
+                                                      &count),
+                                 0);
+                assert_int_equal(count, 0);
+        }
+        assert_int_equal(cl_batch_find_issues(b, CL_FILTER_CONFIDENT_LEARNING,
+                                              mask, &count),
+                         0);
+        assert_int_equal(count, 1);
+        assert_int_equal(mask[0], 1);
+        cl_batch_free(b);
+}
+
 static void test_cl_batch_quality_hand_computed(void **state)
 {
         const long labels[2] = {0, 1};
@@ -600,6 +658,8 @@ int main(void)
                         test_cl_batch_make_prune_matrix_raises_diagonal),
                 cmocka_unit_test(
                         test_cl_batch_make_prune_matrix_frac_noise_truncates),
+                cmocka_unit_test(
+                        test_cl_batch_make_prune_matrix_frac_noise_pairwise_sum),
                 cmocka_unit_test(test_cl_batch_make_prune_matrix_bad_param),
                 cmocka_unit_test(test_cl_batch_estimate_latent_imdb_example),
                 cmocka_unit_test(test_cl_batch_estimate_latent_py_methods),
@@ -612,6 +672,8 @@ int main(void)
                 cmocka_unit_test(test_cl_batch_new_bad_params),
                 cmocka_unit_test(
                         test_cl_batch_find_issues_single_class_flags_nothing),
+                cmocka_unit_test(
+                        test_cl_batch_find_issues_single_row_class_not_pruned),
                 cmocka_unit_test(test_cl_batch_quality_hand_computed),
                 cmocka_unit_test(
                         test_cl_batch_find_issues_low_modes_skip_final_filter),
