@@ -8,7 +8,9 @@
  * All fields are 8 bytes in the machine's byte order (the writer runs on
  * the same machine).  IN is a sequence of cases:
  *
- *      id k n sort               int64 x 4 (sort: enum cl_batch_sort)
+ *      id k n sort min_examples  int64 x 5 (sort: enum cl_batch_sort;
+ *                                min_examples_per_class)
+ *      frac_noise                float64
  *      labels[n]                 int64
  *      probs[n * k]              float64, row-major
  *
@@ -30,6 +32,7 @@
  * Exit status: 0 all cases written, 1 unreadable input or I/O error.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +55,8 @@ struct dump_case {
         unsigned k;
         size_t n;
         enum cl_batch_sort sort;
+        long min_examples;
+        double frac_noise;
         long *labels;
         double *probs;
         unsigned char *mask;
@@ -90,17 +95,19 @@ static bool put_i64s(FILE *f, const int64_t *v, size_t count)
  */
 static int case_read(FILE *f, struct dump_case *c)
 {
-        int64_t head[4], label;
+        int64_t head[5], label;
         size_t r;
 
         memset(c, 0, sizeof(*c));
-        r = fread(head, sizeof(head[0]), 4, f);
+        r = fread(head, sizeof(head[0]), 5, f);
         if (r == 0 && feof(f))
                 return 0;
-        if (r != 4 || head[1] < 2 || head[1] > (int64_t)CL_BATCH_K_MAX ||
+        if (r != 5 || fread(&c->frac_noise, sizeof(double), 1, f) != 1 ||
+            head[1] < 2 || head[1] > (int64_t)CL_BATCH_K_MAX ||
             head[2] < 1 || head[2] > (int64_t)N_MAX ||
             (head[3] != CL_BATCH_SORT_NUMPY &&
-             head[3] != CL_BATCH_SORT_STABLE)) {
+             head[3] != CL_BATCH_SORT_STABLE) ||
+            head[4] < 0 || head[4] > LONG_MAX) {
                 fprintf(stderr, NAME ": malformed case header\n");
                 return -1;
         }
@@ -108,6 +115,7 @@ static int case_read(FILE *f, struct dump_case *c)
         c->k = (unsigned)head[1];
         c->n = (size_t)head[2];
         c->sort = (enum cl_batch_sort)head[3];
+        c->min_examples = (long)head[4];
         c->labels = malloc(c->n * sizeof(*c->labels));
         c->probs = malloc(c->n * c->k * sizeof(*c->probs));
         c->mask = malloc(c->n);
@@ -222,6 +230,8 @@ static int case_run(FILE *out, struct dump_case *c)
 
         cl_batch_params_init(&p, c->k);
         p.sort = c->sort;
+        p.min_examples_per_class = c->min_examples;
+        p.frac_noise = c->frac_noise;
         err = cl_batch_new(&p, c->labels, c->probs, c->n, &b);
         if (!put_i64(out, c->id) || !put_i64(out, err))
                 goto out_free;

@@ -47,7 +47,8 @@ LATENT_TOL = 1e-12
 ENTROPY_TOL = 1e-9
 SORT_NUMPY, SORT_STABLE = 0, 1  # enum cl_batch_sort
 KINDS = ["absent", "skewed", "grid", "repeated", "flat", "near_one",
-         "float32", "slack", "one_class", "all_zero", "above", "below"]
+         "float32", "slack", "one_class", "all_zero", "above", "below",
+         "params"]
 
 
 # ---------------------------------------------------------------- inputs
@@ -141,7 +142,8 @@ def refuse(rng, n, k, labels, probs, kinds):
 
 
 def generate(seed, case):
-    """Case number `case` of seed `seed`: (k, labels, probs, kinds)."""
+    """Case number `case` of seed `seed`: (k, labels, probs, kinds,
+    find_label_issues parameters)."""
     rng = np.random.default_rng([seed, case])
     k = int(rng.integers(2, 21))
     n = int(np.clip(np.exp(rng.uniform(np.log(10), np.log(2001))), 10, 2000))
@@ -150,7 +152,13 @@ def generate(seed, case):
     probs = make_probs(rng, n, k, true, kinds)
     if rng.random() < 0.04:
         refuse(rng, n, k, labels, probs, kinds)
-    return k, labels.astype(np.int64), np.ascontiguousarray(probs), kinds
+    params = {"min_examples_per_class": 1, "frac_noise": 1.0}
+    if rng.random() < 0.3:
+        params["min_examples_per_class"] = int(rng.choice([0, 2, 5, 20]))
+        params["frac_noise"] = float(rng.choice([1.0, 0.9, 0.5, 0.25]))
+        kinds.append("params")
+    return (k, labels.astype(np.int64), np.ascontiguousarray(probs),
+            kinds, params)
 
 
 # ---------------------------------------------------------------- C side
@@ -158,11 +166,13 @@ def generate(seed, case):
 def write_cases(path, cases):
     """Each case twice: numpy sort (compared), stable sort (tie check)."""
     with open(path, "wb") as f:
-        for cid, (k, labels, probs, _) in cases.items():
+        for cid, (k, labels, probs, _, params) in cases.items():
             for sort in (SORT_NUMPY, SORT_STABLE):
-                head = np.array([2 * cid + sort, k, len(labels), sort],
+                head = np.array([2 * cid + sort, k, len(labels), sort,
+                                 params["min_examples_per_class"]],
                                 dtype=np.int64)
                 f.write(head.tobytes())
+                f.write(np.float64(params["frac_noise"]).tobytes())
                 f.write(labels.tobytes())
                 f.write(probs.tobytes())
 
@@ -172,6 +182,7 @@ class Reader:
         self.data, self.pos = data, 0
 
     def take(self, dtype, count, shape=None):
+        """count 8-byte values from the current position."""
         a = np.frombuffer(self.data, dtype=dtype, count=count,
                           offset=self.pos)
         self.pos += 8 * count
@@ -216,7 +227,7 @@ def run_driver(driver, cases, tmp):
     with open(dst, "rb") as f:
         rd = Reader(f.read())
     results = {}
-    for cid, (k, labels, _, _) in cases.items():
+    for cid, (k, labels, _, _, _) in cases.items():
         pair = []
         for sort in (SORT_NUMPY, SORT_STABLE):
             rec = read_record(rd, k, len(labels))
@@ -242,7 +253,7 @@ class Refused:
         return "%s: %s" % (type(self.err).__name__, self.err)
 
 
-def cleanlab_results(labels, probs, rank_score):
+def cleanlab_results(labels, probs, params, rank_score):
     from cleanlab.count import (compute_confident_joint, estimate_latent,
                                 get_confident_thresholds, num_label_issues)
     from cleanlab.filter import find_label_issues
@@ -258,7 +269,7 @@ def cleanlab_results(labels, probs, rank_score):
     out = {}
     for f in FILTERS:
         call("mask_" + f, find_label_issues, labels, probs, filter_by=f,
-             n_jobs=1)
+             n_jobs=1, **params)
     if isinstance(out["mask_prune_by_noise_rate"], Refused):
         return {"refused": out["mask_prune_by_noise_rate"]}
     call("thresholds", get_confident_thresholds, labels, probs)
@@ -279,7 +290,7 @@ def cleanlab_results(labels, probs, rank_score):
         call("score_" + s, get_label_quality_scores, labels, probs,
              method=s)
     call("rank_" + rank_score, find_label_issues, labels, probs, n_jobs=1,
-         return_indices_ranked_by=rank_score)
+         return_indices_ranked_by=rank_score, **params)
     return out
 
 
@@ -400,9 +411,10 @@ def run_chunk(job):
         got = run_driver(driver, cases, tmp)
     stats = Counter()
     failures = []
-    for cid, (k, labels, probs, kinds) in cases.items():
+    for cid, (k, labels, probs, kinds, params) in cases.items():
         ours, stable = got[cid]
-        ref = cleanlab_results(labels, probs, SCORES[cid % len(SCORES)])
+        ref = cleanlab_results(labels, probs, params,
+                               SCORES[cid % len(SCORES)])
         bad, raised = compare(ref, ours)
         stats.update(kinds)
         stats.update(cases=1, rows=len(labels), refused="refused" in ref,
@@ -410,7 +422,7 @@ def run_chunk(job):
                      too_few_labels=bool(ours.get("too_few")),
                      tie_decided=tie_decided(ours, stable))
         if bad:
-            failures.append((cid, k, len(labels), kinds, bad))
+            failures.append((cid, k, len(labels), kinds, params, bad))
             if save:
                 save_case(save, seed, cid, labels, probs)
     return stats, failures
@@ -441,9 +453,12 @@ def main():
         for stats, fails in pool.imap_unordered(run_chunk, jobs):
             total.update(stats)
             failures += fails
-    for cid, k, n, kinds, bad in sorted(failures):
-        print("MISMATCH seed=%d case=%d k=%d n=%d kind=%s" % (
-            a.seed, cid, k, n, ",".join(kinds) or "plain"))
+    for cid, k, n, kinds, params, bad in sorted(failures,
+                                                key=lambda f: f[0]):
+        print("MISMATCH seed=%d case=%d k=%d n=%d kind=%s "
+              "min_examples_per_class=%d frac_noise=%g" % (
+                  a.seed, cid, k, n, ",".join(kinds) or "plain",
+                  params["min_examples_per_class"], params["frac_noise"]))
         for field, detail in bad:
             print("  %s: %s" % (field, detail))
         print("  rerun: tests/diff/run.sh BATCH_DUMP --seed %d --case %d "
