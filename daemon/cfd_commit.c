@@ -78,12 +78,24 @@ static void drop_unset(rd_kafka_topic_partition_list_t *list)
         list->cnt = j;
 }
 
+/* Sleeps in slices, keeping the watchdog, progress and metrics alive. */
+static void back_off(struct cfd_loop *loop, int ms)
+{
+        for (int slept = 0; slept < ms; slept += CFD_POLL_SLICE_MS) {
+                cfd_loop_tick(loop);
+                cfd_sleep_ms(ms - slept < CFD_POLL_SLICE_MS
+                                     ? ms - slept
+                                     : CFD_POLL_SLICE_MS);
+        }
+}
+
 /*
  * At-least-once.
  */
 
 static void reproduce_failed(struct cfd_loop *loop)
 {
+        const struct cfd_slot *first = NULL;
         size_t failed = 0;
 
         for (size_t i = 0; i < loop->n_slots; i++) {
@@ -91,14 +103,20 @@ static void reproduce_failed(struct cfd_loop *loop)
 
                 if (slot->state != CFD_SLOT_FAILED)
                         continue;
-                if (failed++ == 0)
-                        cfd_log(CFD_LOG_WARN, "delivery_failed",
-                                "topic=%s err=\"%s\" action=retry",
-                                rd_kafka_topic_name(loop->out[slot->route]),
-                                rd_kafka_err2str(slot->err));
+                if (!first)
+                        first = slot;
+                failed++;
+                /* Retrying cannot help an output the broker refuses. */
+                if (cfd_delivery_error_is_permanent(slot->err))
+                        cfd_loop_refuse(loop, slot);
                 loop->stats.delivery_retries++;
                 cfd_loop_produce(loop, slot);
         }
+        if (first)
+                cfd_log(CFD_LOG_WARN, "delivery_failed",
+                        "failed=%zu topic=%s err=\"%s\" action=retry", failed,
+                        rd_kafka_topic_name(loop->out[first->route]),
+                        rd_kafka_err2str(first->err));
 }
 
 /* Delivers every output, retrying with back-off; gives up only when
@@ -114,11 +132,11 @@ static int deliver_all(struct cfd_loop *loop)
                         return -1;
                 if (cfd_loop_count_failed(loop) == 0)
                         return 0;
-                if (loop->stopping && give_up_at < 0)
+                if (cfd_loop_stopping(loop) && give_up_at < 0)
                         give_up_at = cfd_now_ms() + SHUTDOWN_GRACE_MS;
                 if (give_up_at >= 0 && cfd_now_ms() >= give_up_at)
                         return -1;
-                cfd_sleep_ms(backoff_ms);
+                back_off(loop, backoff_ms);
                 if (backoff_ms < BACKOFF_MAX_MS)
                         backoff_ms *= 2;
                 reproduce_failed(loop);
@@ -131,16 +149,14 @@ static void commit_offsets(struct cfd_loop *loop, bool sync)
         rd_kafka_resp_err_t err;
 
         drop_unset(list);
+        /* The outcome, also of a synchronous commit, reaches the offset
+         * commit callback (cfd_loop.c), which counts and logs it. */
         if (list->cnt > 0) {
                 err = rd_kafka_commit(loop->consumer, list, !sync);
-                if (err) {
-                        loop->stats.commit_failures++;
+                if (err && sync)
                         cfd_log(CFD_LOG_WARN, "commit_failed",
-                                "partitions=%d err=\"%s\" action=continue",
+                                "partitions=%d err=\"%s\" action=stop",
                                 list->cnt, rd_kafka_err2str(err));
-                } else {
-                        loop->stats.commits++;
-                }
         }
         rd_kafka_topic_partition_list_destroy(list);
 }
@@ -156,6 +172,7 @@ static int commit_at_least_once(struct cfd_loop *loop)
                         "undelivered=%zu action=not_committed",
                         cfd_loop_count_failed(loop));
         commit_offsets(loop, loop->stopping);
+        cfd_loop_account(loop);
         cfd_loop_count_batch(loop);
         return rc;
 }
@@ -245,10 +262,17 @@ static char *produce_state(struct cfd_loop *loop, size_t *ret_len)
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
         if (err) {
-                cfd_log(CFD_LOG_WARN, "state_produce_failed",
-                        "topic=%s bytes=%zu err=\"%s\"",
+                bool permanent = cfd_delivery_error_is_permanent(err);
+
+                cfd_log(permanent ? CFD_LOG_ERROR : CFD_LOG_WARN,
+                        "state_produce_failed",
+                        "topic=%s bytes=%zu err=\"%s\" action=%s",
                         rd_kafka_topic_name(loop->state_topic), *ret_len,
-                        rd_kafka_err2str(err));
+                        rd_kafka_err2str(err), permanent ? "stop" : "retry");
+                /* A snapshot larger than message.max.bytes would fail
+                 * every transaction. */
+                if (permanent)
+                        loop->fatal = true;
                 free(buf);
                 return NULL;
         }
@@ -305,11 +329,11 @@ static int txn_step(struct cfd_loop *loop, const char *event,
                 rd_kafka_error_destroy(error);
                 if (kind <= 0)
                         return kind < 0 ? -1 : 1;
-                if (loop->stopping && give_up_at < 0)
+                if (cfd_loop_stopping(loop) && give_up_at < 0)
                         give_up_at = cfd_now_ms() + SHUTDOWN_GRACE_MS;
                 if (give_up_at >= 0 && cfd_now_ms() >= give_up_at)
                         return 1; /* stopping: abort, redo after restart */
-                cfd_sleep_ms(backoff_ms);
+                back_off(loop, backoff_ms);
                 if (backoff_ms < BACKOFF_MAX_MS)
                         backoff_ms *= 2;
         }
@@ -353,8 +377,20 @@ static int roll_back(struct cfd_loop *loop)
         cl_state_free(loop->state);
         loop->state = st;
         rewind_consumer(loop);
-        memset(&loop->batch, 0, sizeof(loop->batch));
         return 0;
+}
+
+/* Outputs the broker refused for good go to the dead-letter topic, without
+ * their value, when the batch is redone. */
+static void remember_refused(struct cfd_loop *loop)
+{
+        for (size_t i = 0; i < loop->n_slots; i++) {
+                struct cfd_slot *slot = &loop->slots[i];
+
+                if (slot->state == CFD_SLOT_FAILED &&
+                    cfd_delivery_error_is_permanent(slot->err))
+                        cfd_loop_refuse(loop, slot);
+        }
 }
 
 static int abort_txn(struct cfd_loop *loop)
@@ -374,15 +410,22 @@ static int abort_txn(struct cfd_loop *loop)
         }
         loop->stats.aborts++;
         cfd_loop_wait_deliveries(loop); /* purged outputs report here */
+        remember_refused(loop);
         return roll_back(loop);
 }
 
 static int commit_exactly_once(struct cfd_loop *loop)
 {
         size_t snap_len = 0;
-        char *snap = produce_state(loop, &snap_len);
-        int rc = snap ? txn_step(loop, "txn_offsets_failed", send_offsets)
-                      : 1;
+        char *snap = NULL;
+        int rc = 1;
+
+        /* An output that never left (refused by producev) is unknown to
+         * the transaction: committing would lose its item. */
+        if (cfd_loop_count_failed(loop) == 0)
+                snap = produce_state(loop, &snap_len);
+        if (snap)
+                rc = txn_step(loop, "txn_offsets_failed", send_offsets);
 
         if (rc == 0)
                 rc = txn_step(loop, "txn_commit_failed", commit_call);
@@ -393,17 +436,20 @@ static int commit_exactly_once(struct cfd_loop *loop)
                 loop->committed_state = snap;
                 loop->committed_len = snap_len;
                 loop->stats.commits++;
+                cfd_metrics_transaction(loop->metrics, true);
+                cfd_loop_account(loop);
                 cfd_loop_count_batch(loop);
                 mirror_offsets(loop);
                 return 0;
         }
         free(snap);
-        if (rc < 0)
+        if (rc < 0 || loop->fatal)
                 return -1;
+        cfd_metrics_transaction(loop->metrics, false);
         cfd_log(CFD_LOG_WARN, "txn_aborted",
                 "items=%zu action=rewind_and_retry", loop->n_slots);
-        if (abort_txn(loop) == 0 && !loop->stopping)
-                cfd_sleep_ms(BACKOFF_FIRST_MS);
+        if (abort_txn(loop) == 0 && !cfd_loop_stopping(loop))
+                back_off(loop, BACKOFF_FIRST_MS);
         return -1;
 }
 

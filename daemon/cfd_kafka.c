@@ -40,6 +40,27 @@ static const struct kv consumer_owned[] = {
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Properties the delivery guarantee rests on: the config may not set
+ * them (kafka.bootstrap and kafka.group_id are refused by config/). */
+static const struct kv reserved[] = {
+        {"acks", "acks=all"},
+        {"request.required.acks", "acks=all"},
+        {"enable.idempotence", "an idempotent producer"},
+        {"transactional.id", "delivery.transactional_id"},
+        {"enable.auto.commit", "commits after delivery"},
+        {"enable.auto.offset.store", "commits after delivery"},
+        {"isolation.level", "isolation.level=read_committed"},
+        {"enable.partition.eof", "its own consumer events"},
+};
+
+static const struct kv *find_reserved(const char *name)
+{
+        for (size_t i = 0; i < N_OF(reserved); i++)
+                if (!strcmp(reserved[i].name, name))
+                        return &reserved[i];
+        return NULL;
+}
+
 static int set_kv(rd_kafka_conf_t *conf, const struct kv *kv, size_t n,
                   char *errbuf, size_t errsize)
 {
@@ -64,7 +85,16 @@ static int set_props(rd_kafka_conf_t *conf, const struct cfg *cfg,
 
         for (size_t i = 0; i < props->n; i++) {
                 const struct cfg_prop *p = &props->v[i];
+                const struct kv *r = find_reserved(p->name);
 
+                if (r) {
+                        snprintf(errbuf, errsize,
+                                 "%s:%u:%u: property '%s' is set by "
+                                 "confidentd (%s) for its delivery guarantee",
+                                 cfg->path ? cfg->path : "config", p->line,
+                                 p->col, p->name, r->value);
+                        return -1;
+                }
                 if (rd_kafka_conf_set(conf, p->name, p->value, err,
                                       sizeof(err)) != RD_KAFKA_CONF_OK) {
                         snprintf(errbuf, errsize, "%s:%u:%u: property '%s': %s",

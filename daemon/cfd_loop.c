@@ -59,8 +59,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         struct cfd_slot *slot = m->_private;
 
         (void)rk;
-        if (!slot)
-                return; /* the state record: its transaction tells */
+        if (!slot) {
+                /* The state record: a transient error fails its
+                 * transaction, which is redone; a permanent one would
+                 * fail every transaction. */
+                if (cfd_delivery_error_is_permanent(m->err)) {
+                        cfd_log(CFD_LOG_ERROR, "state_refused",
+                                "topic=%s bytes=%zu err=\"%s\" "
+                                "hint=\"raise max.message.bytes of the state "
+                                "topic and message.max.bytes in "
+                                "kafka.producer_properties\" action=stop",
+                                rd_kafka_topic_name(m->rkt), m->len,
+                                rd_kafka_err2str(m->err));
+                        loop->fatal = true;
+                }
+                return;
+        }
         slot->err = m->err;
         slot->state = m->err ? CFD_SLOT_FAILED : CFD_SLOT_DONE;
         loop->pending--;
@@ -83,6 +97,35 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         cfd_log(CFD_LOG_WARN, "kafka_error", "client=%s code=%s err=%s",
                 rd_kafka_name(rk), rd_kafka_err2name(err),
                 cfd_log_quote(quoted, sizeof(quoted), reason));
+}
+
+/* At-least-once: asynchronous offset commits report here. */
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+        struct cfd_loop *loop = opaque;
+
+        (void)rk;
+        if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+                return;
+        cfd_metrics_offset_commit(loop->metrics, err == 0);
+        if (!err) {
+                loop->stats.commits++;
+                return;
+        }
+        loop->stats.commit_failures++;
+        cfd_log(CFD_LOG_WARN, "commit_failed",
+                "partitions=%d err=\"%s\" action=continue",
+                offsets ? offsets->cnt : 0, rd_kafka_err2str(err));
+}
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+        struct cfd_loop *loop = opaque;
+
+        (void)rk;
+        cfd_metrics_stats_json(loop->metrics, json, len);
+        return 0; /* librdkafka frees json */
 }
 
 static void log_partitions(const char *event,
@@ -216,27 +259,10 @@ static void score(struct cfd_loop *loop, struct cfd_slot *slot)
                 reject_row(loop, slot, rc, label.label, index);
                 return;
         }
+        slot->annotator = label.annotator;
         slot->held = slot->verdict.tag == CL_TAG_HELD;
         slot->route = slot->verdict.tag == CL_TAG_SUSPECT ? CFD_ROUTE_SUSPECT
                                                           : CFD_ROUTE_CLEAN;
-}
-
-static void count_route(struct cfd_loop *loop, const struct cfd_slot *slot)
-{
-        switch (slot->route) {
-        case CFD_ROUTE_SUSPECT:
-                loop->batch.suspect++;
-                break;
-        case CFD_ROUTE_DEAD_LETTER:
-                loop->batch.dead_letter++;
-                break;
-        default:
-                if (slot->verdict.tag == CL_TAG_WARMUP)
-                        loop->batch.warmup++;
-                else
-                        loop->batch.clean++;
-                break;
-        }
 }
 
 /*
@@ -303,7 +329,8 @@ void cfd_loop_produce(struct cfd_loop *loop, struct cfd_slot *slot)
                 err = rd_kafka_producev(
                         loop->producer, RD_KAFKA_V_RKT(loop->out[slot->route]),
                         RD_KAFKA_V_KEY(in->key, in->key_len),
-                        RD_KAFKA_V_VALUE(in->payload, in->len),
+                        RD_KAFKA_V_VALUE(slot->drop_value ? NULL : in->payload,
+                                         slot->drop_value ? 0 : in->len),
                         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(slot),
                         RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -314,6 +341,12 @@ void cfd_loop_produce(struct cfd_loop *loop, struct cfd_slot *slot)
                 rd_kafka_headers_destroy(hdrs);
                 slot->state = CFD_SLOT_FAILED;
                 slot->err = err;
+                /* Larger than message.max.bytes: refused before it left,
+                 * so the value goes no further than the input topic. */
+                if (cfd_delivery_error_is_permanent(err) && !slot->drop_value) {
+                        cfd_loop_refuse(loop, slot);
+                        cfd_loop_produce(loop, slot);
+                }
                 return;
         }
         loop->pending++;
@@ -327,6 +360,7 @@ int cfd_loop_wait_deliveries(struct cfd_loop *loop)
 {
         while (loop->pending > 0) {
                 rd_kafka_poll(loop->producer, CFD_POLL_SLICE_MS);
+                cfd_loop_tick(loop);
                 if (loop->fatal)
                         return -1;
         }
@@ -352,14 +386,20 @@ void cfd_loop_release(struct cfd_loop *loop)
 void cfd_loop_count_batch(struct cfd_loop *loop)
 {
         struct cfd_loop_stats *t = &loop->stats;
-        const struct cfd_loop_stats *b = &loop->batch;
 
-        t->consumed += b->consumed;
-        t->clean += b->clean;
-        t->warmup += b->warmup;
-        t->suspect += b->suspect;
-        t->dead_letter += b->dead_letter;
-        memset(&loop->batch, 0, sizeof(loop->batch));
+        for (size_t i = 0; i < loop->n_slots; i++) {
+                const struct cfd_slot *slot = &loop->slots[i];
+
+                t->consumed++;
+                if (slot->route == CFD_ROUTE_SUSPECT)
+                        t->suspect++;
+                else if (slot->route == CFD_ROUTE_DEAD_LETTER)
+                        t->dead_letter++;
+                else if (slot->verdict.tag == CL_TAG_WARMUP)
+                        t->warmup++;
+                else
+                        t->clean++;
+        }
 }
 
 /*
@@ -377,14 +417,70 @@ static void consumer_event(struct cfd_loop *loop, rd_kafka_message_t *m)
         rd_kafka_message_destroy(m);
 }
 
+static const struct cfd_poison *find_poison(const struct cfd_loop *loop,
+                                            int32_t partition, int64_t offset)
+{
+        for (size_t i = 0; i < loop->n_poison; i++)
+                if (loop->poison[i].partition == partition &&
+                    loop->poison[i].offset == offset)
+                        return &loop->poison[i];
+        return NULL;
+}
+
+static bool is_poison(const struct cfd_loop *loop, const rd_kafka_message_t *m)
+{
+        return loop->n_poison &&
+               find_poison(loop, m->partition, m->offset) != NULL;
+}
+
+bool cfd_delivery_error_is_permanent(rd_kafka_resp_err_t err)
+{
+        switch (err) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_MSG:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+                return true;
+        default:
+                return false;
+        }
+}
+
+void cfd_loop_refuse(struct cfd_loop *loop, struct cfd_slot *slot)
+{
+        const rd_kafka_message_t *in = slot->in;
+        const struct cfd_poison *known =
+                find_poison(loop, in->partition, in->offset);
+        rd_kafka_resp_err_t err = known ? known->err : slot->err;
+
+        if (!known && loop->n_poison < CFD_POISON_MAX)
+                loop->poison[loop->n_poison++] = (struct cfd_poison){
+                        in->partition, in->offset, err};
+        cfd_log(CFD_LOG_WARN, "output_refused",
+                "partition=%" PRId32 " offset=%" PRId64 " bytes=%zu "
+                "err=\"%s\" action=dead_letter_without_value",
+                in->partition, in->offset, in->len, rd_kafka_err2str(err));
+        slot->route = CFD_ROUTE_DEAD_LETTER;
+        slot->drop_value = true;
+        slot->held = false;
+        slot->error_code = "CFD_E_OUTPUT_REFUSED";
+        snprintf(slot->reason, sizeof(slot->reason),
+                 "the broker refused the %zu-byte output (%s); the value "
+                 "stays in the input topic at the source offset",
+                 in->len, rd_kafka_err2str(err));
+}
+
 static void take(struct cfd_loop *loop, rd_kafka_message_t *m)
 {
         struct cfd_slot *slot = &loop->slots[loop->n_slots++];
 
         memset(slot, 0, sizeof(*slot));
         slot->in = m;
-        loop->batch.consumed++;
-        score(loop, slot);
+        slot->taken_ms = cfd_now_ms();
+        if (is_poison(loop, m))
+                cfd_loop_refuse(loop, slot);
+        else
+                score(loop, slot);
         if (slot->held) {
                 if (cl_state_held(loop->state) == 1)
                         loop->hold_since_ms = cfd_now_ms();
@@ -392,7 +488,6 @@ static void take(struct cfd_loop *loop, rd_kafka_message_t *m)
                         cfd_loop_release_held(loop, false);
                 return;
         }
-        count_route(loop, slot);
         cfd_loop_produce(loop, slot);
 }
 
@@ -411,7 +506,6 @@ static void route_released(struct cfd_loop *loop, size_t n)
                 slot->route = slot->verdict.tag == CL_TAG_SUSPECT
                                       ? CFD_ROUTE_SUSPECT
                                       : CFD_ROUTE_CLEAN;
-                count_route(loop, slot);
                 cfd_loop_produce(loop, slot);
         }
 }
@@ -527,44 +621,108 @@ static void progress_maybe(struct cfd_loop *loop)
         unsigned every_s = loop->cfg->log.progress_interval_s;
         int64_t now = cfd_now_ms();
         uint64_t decided = s->clean + s->suspect;
-        uint64_t d_decided, d_suspect;
-        double secs;
+        double secs, rate, flag_rate;
+        int64_t lag;
 
         if (every_s == 0 || now - p->last_ms < (int64_t)every_s * 1000)
                 return;
 
         secs = (double)(now - p->last_ms) / 1000.0;
-        d_decided = decided - p->decided;
-        d_suspect = s->suspect - p->suspect;
+        rate = (double)(s->consumed - p->consumed) / secs;
+        flag_rate = decided > p->decided
+                            ? (double)(s->suspect - p->suspect) /
+                                      (double)(decided - p->decided)
+                            : 0.0;
+        lag = consumer_lag(loop);
         cfd_log(CFD_LOG_INFO, "progress",
                 "items=%" PRIu64 " items_per_s=%.0f clean=%" PRIu64
                 " suspect=%" PRIu64 " warmup=%" PRIu64 " dead_letter=%" PRIu64
-                " flag_rate=%.4f lag=%" PRId64,
-                s->consumed, (double)(s->consumed - p->consumed) / secs,
-                s->clean, s->suspect, s->warmup, s->dead_letter,
-                d_decided ? (double)d_suspect / (double)d_decided : 0.0,
-                consumer_lag(loop));
+                " flag_rate=%.4f lag=%" PRId64 " pending=%zu",
+                s->consumed, rate, s->clean, s->suspect, s->warmup,
+                s->dead_letter, flag_rate, lag, loop->n_slots);
+        cfd_notify_status(loop->notify,
+                          "items=%" PRIu64 " items/s=%.0f suspect=%" PRIu64
+                          " flag_rate=%.4f lag=%" PRId64,
+                          s->consumed, rate, s->suspect, flag_rate, lag);
         p->last_ms = now;
         p->consumed = s->consumed;
         p->decided = decided;
         p->suspect = s->suspect;
 }
 
+bool cfd_loop_stopping(struct cfd_loop *loop)
+{
+        if (!loop->stopping && *loop->stop) {
+                loop->stopping = true;
+                cfd_notify_stopping(loop->notify);
+                cfd_log(CFD_LOG_INFO, "stopping", "pending=%zu",
+                        loop->n_slots);
+        }
+        return loop->stopping;
+}
+
+void cfd_loop_tick(struct cfd_loop *loop)
+{
+        int64_t now = cfd_now_ms();
+
+        cfd_notify_watchdog(loop->notify);
+        progress_maybe(loop);
+        if (now - loop->last_publish_ms >= 1000) {
+                cfd_metrics_heartbeat(loop->metrics);
+                cfd_metrics_publish(loop->metrics);
+                loop->last_publish_ms = now;
+        }
+}
+
+static void account_slot(struct cfd_loop *loop, const struct cfd_slot *slot,
+                         int64_t now)
+{
+        static const enum cfd_metrics_verdict kinds[] = {
+                [CL_TAG_CLEAN] = CFD_METRICS_CLEAN,
+                [CL_TAG_SUSPECT] = CFD_METRICS_SUSPECT,
+                [CL_TAG_WARMUP] = CFD_METRICS_WARMUP,
+                [CL_TAG_HELD] = CFD_METRICS_WARMUP,
+        };
+
+        cfd_metrics_consumed(loop->metrics, loop->metric_input);
+        if (slot->route == CFD_ROUTE_DEAD_LETTER)
+                cfd_metrics_dead_letter(loop->metrics, slot->error_code);
+        else
+                cfd_metrics_verdict(loop->metrics, slot->verdict.given,
+                                    kinds[slot->verdict.tag],
+                                    slot->annotator.ptr,
+                                    slot->annotator.len);
+        cfd_metrics_delivered(loop->metrics, loop->metric_topic[slot->route],
+                              (double)(now - slot->taken_ms) / 1000.0);
+}
+
+void cfd_loop_account(struct cfd_loop *loop)
+{
+        int64_t now = cfd_now_ms();
+        unsigned k = loop->params.k;
+
+        if (!loop->metrics)
+                return;
+        for (size_t i = 0; i < loop->n_slots; i++)
+                account_slot(loop, &loop->slots[i], now);
+        for (unsigned c = 0; c < k; c++)
+                loop->thresholds[c] = cl_state_threshold(loop->state, c);
+        cfd_metrics_thresholds(loop->metrics, loop->thresholds, k);
+}
+
 int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop)
 {
         int rc = 0;
 
+        loop->stop = stop;
         loop->progress.last_ms = cfd_now_ms();
-        while (!*stop && !loop->fatal) {
+        while (!cfd_loop_stopping(loop) && !loop->fatal) {
                 batch_fill(loop, stop);
-                if (loop->n_slots) {
-                        loop->stopping = *stop != 0;
-                        if (cfd_commit_batch(loop) < 0)
-                                rc = -1;
-                }
-                progress_maybe(loop);
+                /* A failed batch is consumed again: not final. */
+                if (loop->n_slots)
+                        cfd_commit_batch(loop);
+                cfd_loop_tick(loop);
         }
-        loop->stopping = true;
         if (loop->n_slots && cfd_commit_batch(loop) < 0)
                 rc = -1;
         if (loop->fatal)
@@ -575,6 +733,18 @@ int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop)
 /*
  * Construction and teardown.
  */
+
+/* Consumer statistics every few seconds feed the lag metrics. */
+static int set_stats(rd_kafka_conf_t *conf,
+                     int (*cb)(rd_kafka_t *, char *, size_t, void *),
+                     char *errbuf, size_t errsize)
+{
+        if (rd_kafka_conf_set(conf, "statistics.interval.ms", "5000", errbuf,
+                              errsize) != RD_KAFKA_CONF_OK)
+                return -1;
+        rd_kafka_conf_set_stats_cb(conf, cb);
+        return 0;
+}
 
 static rd_kafka_t *client_new(struct cfd_loop *loop, enum cfd_kafka_role role,
                               const char *bootstrap, char *errbuf,
@@ -587,10 +757,18 @@ static rd_kafka_t *client_new(struct cfd_loop *loop, enum cfd_kafka_role role,
         if (!conf)
                 return NULL;
         rd_kafka_conf_set_error_cb(conf, on_error);
-        if (role == CFD_KAFKA_PRODUCER)
+        if (role == CFD_KAFKA_PRODUCER) {
                 rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        else
+        } else {
                 rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+                if (!loop->transactional)
+                        rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+                if (loop->metrics &&
+                    set_stats(conf, on_stats, errbuf, errsize) < 0) {
+                        rd_kafka_conf_destroy(conf);
+                        return NULL;
+                }
+        }
 
         rk = rd_kafka_new(role == CFD_KAFKA_PRODUCER ? RD_KAFKA_PRODUCER
                                                      : RD_KAFKA_CONSUMER,
@@ -619,6 +797,8 @@ static int open_outputs(struct cfd_loop *loop, char *errbuf, size_t errsize)
                                          METADATA_TIMEOUT_MS, errbuf,
                                          errsize) < 0)
                         return -1;
+                loop->metric_topic[r] = cfd_metrics_topic(loop->metrics,
+                                                           names[r]);
                 cfd_log(CFD_LOG_DEBUG, "output_ready", "route=%s topic=%s",
                         route_names[r], names[r]);
         }
@@ -704,9 +884,11 @@ static int alloc_batch(struct cfd_loop *loop, char *errbuf, size_t errsize)
                 loop->cap_slots = hold + 1;
         loop->slots = calloc(loop->cap_slots, sizeof(*loop->slots));
         loop->probs = calloc(loop->params.k, sizeof(*loop->probs));
+        loop->thresholds = calloc(loop->params.k, sizeof(*loop->thresholds));
         loop->released_cap = hold;
         loop->released = calloc(hold ? hold : 1, sizeof(*loop->released));
-        if (!loop->slots || !loop->probs || !loop->released) {
+        if (!loop->slots || !loop->probs || !loop->thresholds ||
+            !loop->released) {
                 snprintf(errbuf, errsize, "out of memory for a batch of %zu",
                          loop->cap_slots);
                 return -1;
@@ -715,8 +897,9 @@ static int alloc_batch(struct cfd_loop *loop, char *errbuf, size_t errsize)
 }
 
 int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
-                 const struct cl_params *params, struct cfd_loop **ret_loop,
-                 char *errbuf, size_t errsize)
+                 const struct cl_params *params,
+                 const struct cfd_loop_observers *obs,
+                 struct cfd_loop **ret_loop, char *errbuf, size_t errsize)
 {
         struct cfd_loop *loop = calloc(1, sizeof(*loop));
 
@@ -725,6 +908,12 @@ int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
                 return -1;
         }
         loop->cfg = cfg;
+        if (obs) {
+                loop->metrics = obs->metrics;
+                loop->notify = obs->notify;
+        }
+        loop->metric_input = cfd_metrics_topic(loop->metrics,
+                                               cfg->kafka.topic_input);
         loop->params = *params;
         loop->transactional = cfg->delivery.mode == CFG_DELIVERY_EXACTLY_ONCE;
         if (make_decoder(loop, errbuf, errsize) < 0)
@@ -780,6 +969,7 @@ void cfd_loop_free(struct cfd_loop *loop)
         cl_state_free(loop->state);
         free(loop->committed_state);
         free(loop->released);
+        free(loop->thresholds);
         free(loop->probs);
         free(loop->slots);
         free(loop);

@@ -36,18 +36,27 @@ struct cfd_loop_stats {
 };
 
 struct cfd_loop;
+struct cfd_metrics;
+struct cfd_notify;
+
+/* Who watches the loop; both may be NULL. */
+struct cfd_loop_observers {
+        struct cfd_metrics *metrics; /* counters for /metrics */
+        struct cfd_notify *notify;   /* systemd watchdog and status */
+};
 
 /*
  * Creates the producer (and, for exactly-once, initialises transactions,
  * which fences an older instance with the same transactional id), loads
  * the statistics to start from (cfd_state.h), creates the consumer and
- * subscribes to the input topic.  cfg is borrowed and must outlive the
- * loop; params are copied.  Returns 0 and sets *ret_loop, or -1 with
+ * subscribes to the input topic.  cfg and the observers are borrowed and
+ * must outlive the loop; params are copied.  Returns 0 and sets *ret_loop, or -1 with
  * errbuf filled.
  */
 int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
-                 const struct cl_params *params, struct cfd_loop **ret_loop,
-                 char *errbuf, size_t errsize);
+                 const struct cl_params *params,
+                 const struct cfd_loop_observers *obs,
+                 struct cfd_loop **ret_loop, char *errbuf, size_t errsize);
 
 /*
  * Runs until *stop becomes non-zero or a fatal client error occurs.  On

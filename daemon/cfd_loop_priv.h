@@ -13,6 +13,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cfd_loop.h"
+#include "cfd_metrics.h"
+#include "cfd_notify.h"
 #include "cl.h"
 #include "msg.h"
 
@@ -36,6 +38,10 @@ enum cfd_slot_state {
 struct cfd_slot {
         rd_kafka_message_t *in; /* owned until the batch is released */
         bool held;              /* warm-up hold: verdict not known yet */
+        bool drop_value;        /* dead-letter without the value, which
+                                 * the broker refused as output */
+        int64_t taken_ms;       /* when consumed, for the latency metric */
+        struct msg_str annotator; /* into the message, for metrics */
         enum cfd_route route;
         enum cfd_slot_state state;
         rd_kafka_resp_err_t err;
@@ -49,12 +55,24 @@ struct cfd_progress {
         uint64_t consumed, decided, suspect;
 };
 
+/* An input message whose output the broker refused for good: on the next
+ * attempt it goes to the dead-letter topic without its value. */
+struct cfd_poison {
+        int32_t partition;
+        int64_t offset;
+        rd_kafka_resp_err_t err;
+};
+
+#define CFD_POISON_MAX 64
+
 struct cfd_loop {
         const struct cfg *cfg;
+        volatile sig_atomic_t *stop; /* set by the signal handler */
         struct cl_params params;
         struct cl_state *state; /* owned; replaced when a batch aborts */
         struct msg_decoder *decoder;
-        double *probs; /* K values, reused for every message */
+        double *probs;      /* K values, reused for every message */
+        double *thresholds; /* K values, for the metrics */
 
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
@@ -79,10 +97,19 @@ struct cfd_loop {
         size_t cap_slots;
         size_t pending; /* produced outputs awaiting a delivery report */
 
+        struct cfd_poison poison[CFD_POISON_MAX];
+        size_t n_poison;
+
+        /* Borrowed from main: NULL-safe. */
+        struct cfd_metrics *metrics;
+        struct cfd_notify *notify;
+        int metric_topic[CFD_ROUTE_COUNT];
+        int metric_input;
+        int64_t last_publish_ms;
+
         bool fatal;
         bool stopping;
         struct cfd_loop_stats stats; /* committed work only */
-        struct cfd_loop_stats batch; /* the current batch, until commit */
         struct cfd_progress progress;
 };
 
@@ -106,7 +133,7 @@ size_t cfd_loop_count_failed(const struct cfd_loop *loop);
  */
 int cfd_loop_release_held(struct cfd_loop *loop, bool force);
 
-/* Adds the current batch's counts to the totals and clears them. */
+/* Adds the committed batch's routes to the totals. */
 void cfd_loop_count_batch(struct cfd_loop *loop);
 
 /*
@@ -130,6 +157,29 @@ int cfd_commit_begin(struct cfd_loop *loop);
 
 /* Remembers the state as committed (start-up, after each commit). */
 int cfd_commit_keep_state(struct cfd_loop *loop);
+
+/* True once a stop was requested (and remembers it). */
+bool cfd_loop_stopping(struct cfd_loop *loop);
+
+/*
+ * Housekeeping for every pass of a loop that may wait: the systemd
+ * watchdog, the progress line, the metrics heartbeat.
+ */
+void cfd_loop_tick(struct cfd_loop *loop);
+
+/* Whether a delivery error will fail again however often it is retried
+ * (the output is too large, or malformed, for the broker). */
+bool cfd_delivery_error_is_permanent(rd_kafka_resp_err_t err);
+
+/*
+ * Turns a slot whose output the broker refused for good into a dead
+ * letter without the value (the input keeps it at its source offset),
+ * and remembers the input offset for when the batch is redone.
+ */
+void cfd_loop_refuse(struct cfd_loop *loop, struct cfd_slot *slot);
+
+/* Records the committed batch in the metrics. */
+void cfd_loop_account(struct cfd_loop *loop);
 
 int64_t cfd_now_ms(void);
 void cfd_sleep_ms(int ms);

@@ -19,7 +19,9 @@
 #include "cfd_kafka.h"
 #include "cfd_log.h"
 #include "cfd_loop.h"
+#include "cfd_metrics.h"
 #include "cfd_mock.h"
+#include "cfd_notify.h"
 #include "cfd_params.h"
 #include "cfg.h"
 #include "cl.h"
@@ -107,6 +109,10 @@ static int parse_args(int argc, char **argv, struct options *opt)
                         usage(stderr);
                         return -1;
                 }
+        }
+        if (opt->bootstrap && !*opt->bootstrap) {
+                fprintf(stderr, "confidentd: -b/--bootstrap is empty\n");
+                return -1;
         }
         if (optind != argc || !opt->config_path) {
                 if (optind != argc)
@@ -207,21 +213,50 @@ static void log_stopped(const struct cfd_loop *loop, int status)
                 s->commits, s->aborts, status);
 }
 
+static struct cfd_metrics *start_metrics(const struct cfg *cfg)
+{
+        struct cfd_metrics_config mc = {
+                .listen = cfg->metrics.listen,
+                .class_names = (const char *const *)cfg->classes.names,
+                .n_classes = cfg->classes.count,
+                .version = CFD_VERSION,
+        };
+        struct cfd_metrics *m = NULL;
+        char err[256];
+
+        if (cfd_metrics_new(&mc, &m, err, sizeof(err)) < 0) {
+                cfd_log(CFD_LOG_ERROR, "metrics_failed",
+                        "listen=%s err=\"%s\"",
+                        cfg->metrics.listen ? cfg->metrics.listen : "-", err);
+                return NULL;
+        }
+        if (cfg->metrics.listen)
+                cfd_log(CFD_LOG_INFO, "metrics_listening", "listen=%s port=%u",
+                        cfg->metrics.listen, cfd_metrics_port(m));
+        return m;
+}
+
 static int run(const struct options *opt, const struct cfg *cfg,
                const struct cl_params *params)
 {
+        struct cfd_loop_observers obs = {NULL, NULL};
         struct cfd_mock *mock = NULL;
         struct cfd_loop *loop = NULL;
         char err[512];
         int status = 1;
 
+        if (cfd_notify_new(&obs.notify) < 0)
+                cfd_log(CFD_LOG_WARN, "notify_failed", "action=continue");
+        obs.metrics = start_metrics(cfg);
+        if (!obs.metrics)
+                goto out;
         if (cfg->kafka.embedded && !opt->bootstrap) {
                 mock = start_embedded(cfg);
                 if (!mock)
-                        return 1;
+                        goto out;
         }
-        if (cfd_loop_new(cfg, pick_bootstrap(opt, cfg, mock), params, &loop,
-                         err, sizeof(err)) < 0) {
+        if (cfd_loop_new(cfg, pick_bootstrap(opt, cfg, mock), params, &obs,
+                         &loop, err, sizeof(err)) < 0) {
                 cfd_log(CFD_LOG_ERROR, "start_failed", "err=\"%s\"", err);
                 goto out;
         }
@@ -232,6 +267,7 @@ static int run(const struct options *opt, const struct cfg *cfg,
                 cfg->delivery.mode == CFG_DELIVERY_EXACTLY_ONCE
                         ? "exactly_once"
                         : "at_least_once");
+        cfd_notify_ready(obs.notify);
 
         status = cfd_loop_run(loop, &stop_requested) == 0 ? 0 : 1;
         log_stopped(loop, status);
@@ -239,6 +275,8 @@ out:
         /* Clients first, then the cluster they talk to. */
         cfd_loop_free(loop);
         cfd_mock_free(mock);
+        cfd_metrics_free(obs.metrics);
+        cfd_notify_free(obs.notify);
         return status;
 }
 
