@@ -17,6 +17,8 @@
 #include "msg.h"
 
 #define METADATA_TIMEOUT_MS 10000
+/* Upper bound of what our headers and the record framing add. */
+#define HEADERS_MAX_BYTES 1024
 
 /* Header names: the contract of schemas/README.md. */
 #define HDR_VERDICT "confidentd-verdict"
@@ -427,8 +429,20 @@ static const struct cfd_poison *find_poison(const struct cfd_loop *loop,
         return NULL;
 }
 
-static bool is_poison(const struct cfd_loop *loop, const rd_kafka_message_t *m)
+/*
+ * An input the broker will refuse as output, by its size against the
+ * producer's message.max.bytes (checked before anything else, so that
+ * such an item never enters the statistics), or because it was refused
+ * before.
+ */
+static bool is_poison(struct cfd_loop *loop, struct cfd_slot *slot)
 {
+        const rd_kafka_message_t *m = slot->in;
+
+        if (m->len + m->key_len + HEADERS_MAX_BYTES > loop->max_output_bytes) {
+                slot->err = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+                return true;
+        }
         return loop->n_poison &&
                find_poison(loop, m->partition, m->offset) != NULL;
 }
@@ -477,7 +491,7 @@ static void take(struct cfd_loop *loop, rd_kafka_message_t *m)
         memset(slot, 0, sizeof(*slot));
         slot->in = m;
         slot->taken_ms = cfd_now_ms();
-        if (is_poison(loop, m))
+        if (is_poison(loop, slot))
                 cfd_loop_refuse(loop, slot);
         else
                 score(loop, slot);
@@ -778,6 +792,21 @@ static rd_kafka_t *client_new(struct cfd_loop *loop, enum cfd_kafka_role role,
         return rk;
 }
 
+/* The producer's message.max.bytes, which bounds every output. */
+static size_t output_limit(rd_kafka_t *producer)
+{
+        const rd_kafka_conf_t *conf = rd_kafka_conf(producer);
+        char value[32];
+        size_t size = sizeof(value);
+        unsigned long long n;
+
+        if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) !=
+                    RD_KAFKA_CONF_OK ||
+            sscanf(value, "%llu", &n) != 1)
+                return (size_t)1000000; /* librdkafka's default */
+        return (size_t)n;
+}
+
 static int open_outputs(struct cfd_loop *loop, char *errbuf, size_t errsize)
 {
         const char *names[CFD_ROUTE_COUNT] = {
@@ -921,6 +950,8 @@ int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
 
         loop->producer = client_new(loop, CFD_KAFKA_PRODUCER, bootstrap,
                                     errbuf, errsize);
+        if (loop->producer)
+                loop->max_output_bytes = output_limit(loop->producer);
         if (!loop->producer || open_outputs(loop, errbuf, errsize) < 0 ||
             cfd_commit_init(loop, errbuf, errsize) < 0 ||
             load_state(loop, bootstrap, errbuf, errsize) < 0 ||

@@ -97,6 +97,7 @@ struct cfd_loop {
         size_t cap_slots;
         size_t pending; /* produced outputs awaiting a delivery report */
 
+        size_t max_output_bytes; /* the producer's message.max.bytes */
         struct cfd_poison poison[CFD_POISON_MAX];
         size_t n_poison;
 

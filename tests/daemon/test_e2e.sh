@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# End to end: embedded broker, daemon, replay of simulated items with two
-# bad messages in the middle (one not msgpack, one with NaN), written by
-# kcat as a third-party client.  Checks that every input id appears
-# exactly once across clean, suspect and dead-letter, that the bad ones
-# are dead-lettered with a reason while the stream keeps flowing, that
-# the suspect set equals core's verdicts computed offline on the same
-# sequence, and that SIGTERM gives exit status 0.
+# End to end: embedded broker, daemon, replay of simulated items with
+# three bad messages in the middle (one not msgpack, one with NaN, one
+# too large for the output topic), written by kcat as a third-party
+# client.  Checks that every input id appears exactly once across clean,
+# suspect and dead-letter, that the bad ones are dead-lettered with a
+# reason while the stream keeps flowing, that the suspect set equals
+# core's verdicts computed offline on the same sequence, that /metrics
+# passes promtool and counts what happened, that systemd hears READY,
+# WATCHDOG, STATUS and STOPPING on a socket the test owns, and that
+# SIGTERM gives exit status 0.
 #
 #   test_e2e.sh BUILD_DIR
 set -euo pipefail
@@ -32,8 +35,22 @@ head -n $((half + 1)) "$work/labels.csv" >"$work/part1.csv"
 cfd_start_broker "$work" "$topic,$topic.clean,$topic.suspect,$topic.dead-letter" 1
 cfd_write_config "$work/confidentd.yaml" "$CFD_BOOTSTRAP" "$topic" 5 \
         "filter:" "  method: prune_by_noise_rate" "  warmup_total: 500" \
-        "  warmup_class: 20" "commit:" "  max_items: 700" "  interval_ms: 50"
-cfd_start_daemon "$work/confidentd.yaml" "$work/confidentd.log"
+        "  warmup_class: 20" "commit:" "  max_items: 700" "  interval_ms: 50" \
+        "metrics:" "  listen: \"127.0.0.1:0\""
+
+# A datagram socket standing in for systemd's notification socket.
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "ab", 0) as out:
+    while True:
+        out.write(s.recv(4096) + b"\n")
+' "$work/notify.sock" "$work/notify.txt" &
+CFD_PIDS+=($!)
+for _ in $(seq 50); do [ -S "$work/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$work/notify.sock WATCHDOG_USEC=1000000 \
+        cfd_start_daemon "$work/confidentd.yaml" "$work/confidentd.log"
 
 replay() {
         "$CONFIDENTCTL" replay --labels "$1" --probs "$work/probs.npy" \
@@ -52,20 +69,31 @@ printf 'this is not msgpack' >"$work/bad1.bin"
 } >"$work/bad2.bin"
 kcat -P -b "$CFD_BOOTSTRAP" -t "$topic" -p 0 -k bad-parse "$work/bad1.bin"
 kcat -P -b "$CFD_BOOTSTRAP" -t "$topic" -p 0 -k bad-nan "$work/bad2.bin"
+# A valid item of 1.5 MB: more than the daemon's producer may send.
+python3 -c '
+import struct, sys
+probs = b"".join(b"\xcb" + struct.pack(">d", 0.2) for _ in range(5))
+blob = b"x" * 1500000
+sys.stdout.buffer.write(b"\x84\xa2id\xa7too-big\xa5label\x00\xaapred_probs\x95"
+                        + probs + b"\xa4blob\xc6" + struct.pack(">I", len(blob))
+                        + blob)
+' >"$work/bad3.bin"
+kcat -P -b "$CFD_BOOTSTRAP" -t "$topic" -p 0 -k too-big \
+        -X message.max.bytes=4000000 "$work/bad3.bin"
 
 replay "$work/part2.csv"
 
 # Every id exactly once (evaluate exits 1 on a missing or duplicated id).
 "$CONFIDENTCTL" evaluate --brokers "$CFD_BOOTSTRAP" --input-topic "$topic" \
         --truth "$work/labels.csv" --id-column id --label-column label \
-        --truth-column true_label --expect $((items + 2)) --idle-ms 10000 \
+        --truth-column true_label --expect $((items + 3)) --idle-ms 10000 \
         --verdicts-out "$work/verdicts.csv" >"$work/evaluate.out" ||
         fail "evaluate: $(cat "$work/evaluate.out")"
 summary=$(tail -n 1 "$work/evaluate.out")
 echo "$summary"
 case $summary in
-*" dead_letter=2 "*) ;;
-*) fail "expected 2 dead-letter messages: $summary" ;;
+*" dead_letter=3 "*) ;;
+*) fail "expected 3 dead-letter messages: $summary" ;;
 esac
 
 # The dead-letter topic, read by kcat: reasons in headers, in order.
@@ -75,6 +103,24 @@ grep -q '^bad-parse .*confidentd-error=MSG_E_PARSE' "$work/dead.txt" ||
         fail "no MSG_E_PARSE header: $(cat "$work/dead.txt")"
 grep -q '^bad-nan .*confidentd-error=CL_E_NONFINITE.*pred_probs\[0\]' \
         "$work/dead.txt" || fail "no CL_E_NONFINITE header: $(cat "$work/dead.txt")"
+grep -q '^too-big .*confidentd-error=CFD_E_OUTPUT_REFUSED' "$work/dead.txt" ||
+        fail "no CFD_E_OUTPUT_REFUSED header: $(cat "$work/dead.txt")"
+
+# /metrics: valid exposition, and it counts what happened.
+port=$(sed -n 's/.*event=metrics_listening .*port=\([0-9]*\).*/\1/p' \
+        "$work/confidentd.log")
+[ -n "$port" ] || fail "no metrics_listening line"
+sleep 1.5 # one publish interval
+curl -sf "http://127.0.0.1:$port/metrics" >"$work/metrics.txt" ||
+        fail "scrape of 127.0.0.1:$port/metrics failed"
+promtool check metrics <"$work/metrics.txt" ||
+        fail "promtool check metrics"
+grep -q '^confidentd_dead_letters_total{reason="CL_E_NONFINITE"} 1$' \
+        "$work/metrics.txt" || fail "dead-letter count: $(grep dead_letters "$work/metrics.txt")"
+consumed=$(awk '/^confidentd_messages_consumed_total/ {s += $2} END {print s}' \
+        "$work/metrics.txt")
+[ "$consumed" = $((items + 3)) ] || fail "consumed=$consumed in /metrics"
+curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || fail "healthz"
 
 # The stream kept flowing: items after the bad ones were all routed.
 routed=$(awk -F, 'NR > 1 && ($2 == "clean" || $2 == "suspect")' \
@@ -98,4 +144,8 @@ status=0
 cfd_stop "$CFD_DAEMON_PID" || status=$?
 [ "$status" -eq 0 ] || fail "daemon exit status $status after SIGTERM"
 grep -q 'event=stopped' "$work/confidentd.log" || fail "no stopped line"
+for word in READY=1 WATCHDOG=1 STATUS= STOPPING=1; do
+        grep -q "^$word" "$work/notify.txt" ||
+                fail "systemd never heard $word: $(sort -u "$work/notify.txt" | head)"
+done
 echo "PASS"
