@@ -65,17 +65,41 @@ batch_offsets(const struct cfd_loop *loop, bool first)
         return list;
 }
 
-/* Drops the partitions with nothing to commit. */
-static void drop_unset(rd_kafka_topic_partition_list_t *list)
+/*
+ * The offsets to commit for the batch: partitions with something
+ * delivered, each at one past its last delivered message, or at the
+ * consumer's position when the whole partition's share of the batch was
+ * delivered.  The position has moved past transaction markers (control
+ * records) that follow the last message, which a commit of "last + 1"
+ * would leave counted as lag.
+ */
+static rd_kafka_topic_partition_list_t *
+committable(const struct cfd_loop *loop)
 {
-        int j = 0;
+        rd_kafka_topic_partition_list_t *batch = batch_offsets(loop, false);
+        rd_kafka_topic_partition_list_t *pos =
+                rd_kafka_topic_partition_list_copy(batch);
+        rd_kafka_topic_partition_list_t *out =
+                rd_kafka_topic_partition_list_new(batch->cnt);
 
-        for (int i = 0; i < list->cnt; i++) {
-                list->elems[i].opaque = NULL;
-                if (list->elems[i].offset >= 0)
-                        list->elems[j++] = list->elems[i];
+        if (rd_kafka_position(loop->consumer, pos))
+                pos->cnt = 0; /* positions unknown: use the batch's */
+        for (int i = 0; i < batch->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &batch->elems[i];
+                int64_t offset = tp->offset;
+
+                if (offset < 0)
+                        continue;
+                if (!tp->opaque && i < pos->cnt &&
+                    pos->elems[i].offset > offset)
+                        offset = pos->elems[i].offset;
+                rd_kafka_topic_partition_list_add(out, tp->topic,
+                                                  tp->partition)
+                        ->offset = offset;
         }
-        list->cnt = j;
+        rd_kafka_topic_partition_list_destroy(pos);
+        rd_kafka_topic_partition_list_destroy(batch);
+        return out;
 }
 
 /* Sleeps in slices, keeping the watchdog, progress and metrics alive. */
@@ -145,10 +169,9 @@ static int deliver_all(struct cfd_loop *loop)
 
 static void commit_offsets(struct cfd_loop *loop, bool sync)
 {
-        rd_kafka_topic_partition_list_t *list = batch_offsets(loop, false);
+        rd_kafka_topic_partition_list_t *list = committable(loop);
         rd_kafka_resp_err_t err;
 
-        drop_unset(list);
         /* The outcome, also of a synchronous commit, reaches the offset
          * commit callback (cfd_loop.c), which counts and logs it. */
         if (list->cnt > 0) {
@@ -281,12 +304,11 @@ static char *produce_state(struct cfd_loop *loop, size_t *ret_len)
 
 static rd_kafka_error_t *send_offsets(struct cfd_loop *loop)
 {
-        rd_kafka_topic_partition_list_t *list = batch_offsets(loop, false);
+        rd_kafka_topic_partition_list_t *list = committable(loop);
         rd_kafka_consumer_group_metadata_t *meta =
                 rd_kafka_consumer_group_metadata(loop->consumer);
         rd_kafka_error_t *error;
 
-        drop_unset(list);
         error = rd_kafka_send_offsets_to_transaction(loop->producer, list,
                                                      meta, TXN_TIMEOUT_MS);
         rd_kafka_consumer_group_metadata_destroy(meta);
@@ -301,9 +323,8 @@ static rd_kafka_error_t *send_offsets(struct cfd_loop *loop)
  */
 static void mirror_offsets(struct cfd_loop *loop)
 {
-        rd_kafka_topic_partition_list_t *list = batch_offsets(loop, false);
+        rd_kafka_topic_partition_list_t *list = committable(loop);
 
-        drop_unset(list);
         if (list->cnt > 0)
                 rd_kafka_commit(loop->consumer, list, 1);
         rd_kafka_topic_partition_list_destroy(list);
