@@ -993,20 +993,28 @@ static int default_transactional_id(struct cfg_error *err,
         return 0;
 }
 
-enum { S_INITIAL, S_N };
+enum { S_INITIAL, S_SHARE, S_N };
 
-static const char *const state_keys[S_N] = {"initial"};
+static const char *const state_keys[S_N] = {"initial", "share"};
+
+static const char *const booleans[] = {"false", "true"};
 
 static int load_state(struct cfg_error *err, const struct cfg_node *map,
                       struct cfg *cfg)
 {
         struct field f[S_N];
+        size_t share;
         int rc;
 
         rc = section_fields(err, map, "state", state_keys, f, S_N);
         if (rc == 0 && f[S_INITIAL].value)
                 rc = get_string(err, f[S_INITIAL].value, "initial",
                                 &cfg->state.initial);
+        if (rc == 0 && f[S_SHARE].value) {
+                rc = get_choice(err, f[S_SHARE].value, "share", booleans,
+                                ARRAY_SIZE(booleans), &share);
+                cfg->state.share = share == 1;
+        }
         return rc;
 }
 

@@ -125,6 +125,7 @@ struct cfg {
 
         struct {
                 char *initial; /* snapshot file to start from, or NULL */
+                bool share;    /* decide with the other instances' too */
         } state;
 
         struct {

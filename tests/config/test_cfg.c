@@ -617,6 +617,7 @@ static void test_cfg_load_string_delivery_state_metrics_defaults(void **state)
                             "confidentd-confidentd");
         assert_string_equal(cfg->kafka.topic_state, "in.state");
         assert_null(cfg->state.initial);
+        assert_false(cfg->state.share);
         assert_null(cfg->metrics.listen);
         cfg_free(cfg);
 }
@@ -625,7 +626,8 @@ static void test_cfg_load_string_delivery_state_metrics_set(void **state)
 {
         struct cfg *cfg = load_ok(
                 HEAD "delivery: {mode: at_least_once, transactional_id: t1}\n"
-                     "state: {initial: /var/lib/confidentd/seed.state}\n"
+                     "state: {initial: /var/lib/confidentd/seed.state, "
+                     "share: true}\n"
                      "metrics: {listen: \"127.0.0.1:9464\"}\n");
 
         (void)state;
@@ -633,6 +635,7 @@ static void test_cfg_load_string_delivery_state_metrics_set(void **state)
         assert_string_equal(cfg->delivery.transactional_id, "t1");
         assert_string_equal(cfg->state.initial,
                             "/var/lib/confidentd/seed.state");
+        assert_true(cfg->state.share);
         assert_string_equal(cfg->metrics.listen, "127.0.0.1:9464");
         cfg_free(cfg);
 }
@@ -696,6 +699,13 @@ static void test_cfg_load_string_state_topic_not_distinct(void **state)
                  CFG_E_VALUE,
                  BAD ":1:50: 'clean' and 'state' must name different "
                      "topics, both are 'in.clean'");
+}
+
+static void test_cfg_load_string_state_share_not_boolean(void **state)
+{
+        (void)state;
+        load_bad(HEAD "state: {share: yes}\n", CFG_E_VALUE,
+                 BAD ":3:16: 'share' must be one of false, true, got 'yes'");
 }
 
 static void test_cfg_load_string_state_unknown_key(void **state)
@@ -1400,6 +1410,8 @@ int main(void)
                 cmocka_unit_test(
                         test_cfg_load_string_state_topic_not_distinct),
                 cmocka_unit_test(test_cfg_load_string_state_unknown_key),
+                cmocka_unit_test(
+                        test_cfg_load_string_state_share_not_boolean),
                 cmocka_unit_test(test_cfg_load_string_null_error_and_name),
                 cmocka_unit_test(test_cfg_load_string_not_nul_terminated),
                 cmocka_unit_test(test_cfg_class_index_finds_names),
