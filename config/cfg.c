@@ -11,10 +11,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cfg_yaml.h"
 
@@ -759,9 +762,35 @@ static int classes_from_count(struct cfg_error *err,
         return 0;
 }
 
+/*
+ * A class name that reads as an integer other than its own index: the
+ * integer label of that value means another class (or none), so a label
+ * written as "1" would change meaning with the way it is sent.  Sets
+ * *ret_label to the label's text ("+1" reads as 1).
+ */
+static bool confusing_number(const char *name, size_t index,
+                             char *ret_label, size_t size)
+{
+        const char *digits = name + (*name == '+' || *name == '-');
+        long long v;
+
+        if (*digits == '\0' || strspn(digits, "0123456789") != strlen(digits))
+                return false;
+        errno = 0;
+        v = strtoll(name, NULL, 10);
+        if (errno == 0 && v >= 0 && (unsigned long long)v == index)
+                return false;
+        if (errno == 0)
+                snprintf(ret_label, size, "%lld", v);
+        else
+                snprintf(ret_label, size, "%.*s", (int)CFG_SHOW_MAX, name);
+        return true;
+}
+
 static int check_class_names(struct cfg_error *err,
                              const struct cfg_node *seq)
 {
+        char label[CFG_SHOW_MAX + 1];
         char shown[CFG_QUOTE_SIZE];
         const struct cfg_node *item, *dup;
         size_t i;
@@ -779,6 +808,13 @@ static int check_class_names(struct cfg_error *err,
                                              "class names must be non-empty strings, got %s",
                                              describe(item, shown,
                                                       sizeof(shown)));
+                if (confusing_number(item->text, i, label, sizeof(label)))
+                        return cfg_error_set(err, CFG_E_VALUE, item->line,
+                                             item->col,
+                                             "class name %s at index %zu would be confused with the integer label %s; use names that are not numbers, or 0..K-1 in order",
+                                             quote_node(item, shown,
+                                                        sizeof(shown)),
+                                             i, label);
         }
         rc = find_repeat(err, seq, seq->kids, seq->n_kids, 1, &dup);
         if (rc < 0)
@@ -1241,6 +1277,43 @@ out_free_text:
         return rc;
 }
 
+/*
+ * Opens a regular file for reading.  O_NONBLOCK keeps open() from waiting
+ * for a writer when path is a FIFO, which fstat() then refuses along with
+ * directories and devices; it changes nothing for a regular file.
+ */
+static int open_regular(const char *path, FILE **ret_fp,
+                        struct cfg_error *err)
+{
+        struct stat st;
+        FILE *fp;
+        int fd;
+
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return fail_errno(err, "cannot open file", errno);
+        if (fstat(fd, &st) < 0) {
+                int errnum = errno;
+
+                close(fd);
+                return fail_errno(err, "cannot open file", errnum);
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return cfg_error_set(err, CFG_E_IO, 0, 0,
+                                     "not a regular file");
+        }
+        fp = fdopen(fd, "rb");
+        if (!fp) {
+                int errnum = errno;
+
+                close(fd);
+                return fail_errno(err, "cannot open file", errnum);
+        }
+        *ret_fp = fp;
+        return 0;
+}
+
 int cfg_load_file(const char *path, struct cfg **ret_cfg,
                   struct cfg_error *err)
 {
@@ -1253,9 +1326,9 @@ int cfg_load_file(const char *path, struct cfg **ret_cfg,
         if (!err)
                 err = &local;
         error_init(err, path);
-        fp = fopen(path, "rb");
-        if (!fp)
-                return fail_errno(err, "cannot open file", errno);
+        rc = open_regular(path, &fp, err);
+        if (rc < 0)
+                return rc;
         rc = read_all(fp, &text, &len, err);
         fclose(fp);
         if (rc < 0)

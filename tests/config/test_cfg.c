@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -435,7 +436,28 @@ static void test_cfg_load_file_not_found(void **state)
 static void test_cfg_load_file_directory(void **state)
 {
         (void)state;
-        load_file_bad(".", CFG_E_IO, ": cannot read file: Is a directory");
+        load_file_bad(".", CFG_E_IO, ": not a regular file");
+}
+
+/* A FIFO is refused at once: reading it would wait for a writer. */
+static void test_cfg_load_file_fifo_refused(void **state)
+{
+        char path[] = "cfg_fifo_XXXXXX";
+        struct cfg_error err;
+        struct cfg *cfg = NULL;
+        char expect[256];
+        int fd, rc;
+
+        (void)state;
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        rc = cfg_load_file(path, &cfg, &err);
+        assert_int_equal(unlink(path), 0);
+        snprintf(expect, sizeof(expect), "%s: not a regular file", path);
+        check_error(rc, &err, cfg, CFG_E_IO, expect);
 }
 
 /*
@@ -1386,6 +1408,44 @@ static void test_cfg_load_string_duplicate_class_name(void **state)
                  CFG_E_DUPLICATE, BAD ":2:27: duplicate class name 'cat'");
 }
 
+/* An integer label 1 means index 1: a class named "1" elsewhere lies. */
+static void test_cfg_load_string_class_name_number_refused(void **state)
+{
+        (void)state;
+        load_bad("kafka: {bootstrap: b, topics: {input: in}}\n"
+                 "classes: [1, 2, 3]\n",
+                 CFG_E_VALUE,
+                 BAD ":2:11: class name '1' at index 0 would be confused "
+                     "with the integer label 1; use names that are not "
+                     "numbers, or 0..K-1 in order");
+        load_bad("kafka: {bootstrap: b, topics: {input: in}}\n"
+                 "classes: [cat, '-1']\n",
+                 CFG_E_VALUE,
+                 BAD ":2:16: class name '-1' at index 1 would be confused "
+                     "with the integer label -1; use names that are not "
+                     "numbers, or 0..K-1 in order");
+        load_bad("kafka: {bootstrap: b, topics: {input: in}}\n"
+                 "classes: [cat, dog, +7]\n",
+                 CFG_E_VALUE,
+                 BAD ":2:21: class name '+7' at index 2 would be confused "
+                     "with the integer label 7; use names that are not "
+                     "numbers, or 0..K-1 in order");
+}
+
+/* Numbers equal to their index, and names that merely hold digits. */
+static void test_cfg_load_string_class_name_number_at_its_index(void **state)
+{
+        struct cfg *cfg;
+
+        (void)state;
+        cfg = load_ok("kafka: {bootstrap: b, topics: {input: in}}\n"
+                      "classes: [0, '1', cat2, 3x, 1.5]\n");
+        assert_int_equal(cfg->classes.count, 5);
+        assert_int_equal(cfg_class_index(cfg, "1"), 1);
+        assert_int_equal(cfg_class_index(cfg, "1.5"), 4);
+        cfg_free(cfg);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1421,6 +1481,11 @@ int main(void)
                 cmocka_unit_test(test_cfg_err_name_every_code),
                 cmocka_unit_test(test_cfg_load_file_not_found),
                 cmocka_unit_test(test_cfg_load_file_directory),
+                cmocka_unit_test(test_cfg_load_file_fifo_refused),
+                cmocka_unit_test(
+                        test_cfg_load_string_class_name_number_refused),
+                cmocka_unit_test(
+                        test_cfg_load_string_class_name_number_at_its_index),
                 cmocka_unit_test(test_cfg_load_file_size_limit),
                 cmocka_unit_test(test_cfg_load_file_empty),
                 cmocka_unit_test(test_cfg_load_file_comments_only),
