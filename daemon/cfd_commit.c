@@ -398,7 +398,7 @@ static int roll_back(struct cfd_loop *loop)
         cl_state_free(loop->state);
         loop->state = st;
         rewind_consumer(loop);
-        return 0;
+        return cfd_loop_refresh_decider(loop, true);
 }
 
 /* Outputs the broker refused for good go to the dead-letter topic, without
@@ -461,6 +461,7 @@ static int commit_exactly_once(struct cfd_loop *loop)
                 cfd_loop_account(loop);
                 cfd_loop_count_batch(loop);
                 mirror_offsets(loop);
+                cfd_loop_refresh_decider(loop, false);
                 return 0;
         }
         free(snap);
@@ -479,7 +480,7 @@ int cfd_commit_batch(struct cfd_loop *loop)
         int rc;
 
         /* A batch is committed whole: nothing in it may still be held. */
-        if (cl_state_held(loop->state) &&
+        if (cl_state_held(cfd_loop_decider(loop)) &&
             cfd_loop_release_held(loop, true) < 0)
                 loop->fatal = true;
 

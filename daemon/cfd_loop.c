@@ -13,6 +13,7 @@
 #include "cfd_kafka.h"
 #include "cfd_log.h"
 #include "cfd_loop_priv.h"
+#include "cfd_peers.h"
 #include "cfd_state.h"
 #include "msg.h"
 
@@ -255,8 +256,13 @@ static void score(struct cfd_loop *loop, struct cfd_slot *slot)
                 reject_decode(slot, rc, &merr);
                 return;
         }
-        rc = cl_observe(loop->state, (long)label.label, loop->probs, k,
-                        &slot->verdict, &index);
+        rc = cl_observe(cfd_loop_decider(loop), (long)label.label,
+                        loop->probs, k, &slot->verdict, &index);
+        /* Sharing: the instance's own statistics, the ones it saves,
+         * take the item too (same checks, so the same outcome). */
+        if (rc == 0 && loop->decider)
+                cl_observe(loop->state, (long)label.label, loop->probs, k,
+                           NULL, NULL);
         if (rc < 0) {
                 reject_row(loop, slot, rc, label.label, index);
                 return;
@@ -496,9 +502,9 @@ static void take(struct cfd_loop *loop, rd_kafka_message_t *m)
         else
                 score(loop, slot);
         if (slot->held) {
-                if (cl_state_held(loop->state) == 1)
+                if (cl_state_held(cfd_loop_decider(loop)) == 1)
                         loop->hold_since_ms = cfd_now_ms();
-                if (cl_state_release_due(loop->state))
+                if (cl_state_release_due(cfd_loop_decider(loop)))
                         cfd_loop_release_held(loop, false);
                 return;
         }
@@ -526,16 +532,16 @@ static void route_released(struct cfd_loop *loop, size_t n)
 
 int cfd_loop_release_held(struct cfd_loop *loop, bool force)
 {
-        size_t held = cl_state_held(loop->state);
+        struct cl_state *st = cfd_loop_decider(loop);
+        size_t held = cl_state_held(st);
         int64_t waited_ms = cfd_now_ms() - loop->hold_since_ms;
         int n;
 
         if (held == 0)
                 return 0;
-        n = force ? cl_state_release_force(loop->state, loop->released,
+        n = force ? cl_state_release_force(st, loop->released,
                                            loop->released_cap)
-                  : cl_state_release(loop->state, loop->released,
-                                     loop->released_cap);
+                  : cl_state_release(st, loop->released, loop->released_cap);
         if (n < 0) {
                 cfd_log(CFD_LOG_ERROR, "release_failed",
                         "held=%zu err=\"%s\"", held, cl_strerror(n));
@@ -545,6 +551,11 @@ int cfd_loop_release_held(struct cfd_loop *loop, bool force)
                 "items=%d waited_ms=%" PRId64 " forced=%s", n, waited_ms,
                 force ? "yes" : "no");
         route_released(loop, (size_t)n);
+        /* The own statistics held the same items; their verdicts are
+         * the decider's. */
+        if (loop->decider)
+                cl_state_release_force(loop->state, loop->released,
+                                       loop->released_cap);
         return 0;
 }
 
@@ -558,7 +569,7 @@ static bool batch_due(const struct cfd_loop *loop, int64_t deadline)
                 return true;
         if (deadline < 0 || now < deadline)
                 return false;
-        return cl_state_held(loop->state) == 0 ||
+        return cl_state_held(cfd_loop_decider(loop)) == 0 ||
                now - loop->hold_since_ms >= loop->cfg->filter.max_hold_ms;
 }
 
@@ -720,7 +731,8 @@ void cfd_loop_account(struct cfd_loop *loop)
         for (size_t i = 0; i < loop->n_slots; i++)
                 account_slot(loop, &loop->slots[i], now);
         for (unsigned c = 0; c < k; c++)
-                loop->thresholds[c] = cl_state_threshold(loop->state, c);
+                loop->thresholds[c] =
+                        cl_state_threshold(cfd_loop_decider(loop), c);
         cfd_metrics_thresholds(loop->metrics, loop->thresholds, k);
 }
 
@@ -742,6 +754,59 @@ int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop)
         if (loop->fatal)
                 rc = -1;
         return rc;
+}
+
+/*
+ * Sharing statistics with the other instances (state.share).
+ */
+
+struct cl_state *cfd_loop_decider(const struct cfd_loop *loop)
+{
+        return loop->decider ? loop->decider : loop->state;
+}
+
+int cfd_loop_refresh_decider(struct cfd_loop *loop, bool force)
+{
+        struct cl_state *st = NULL;
+        size_t merged;
+        int rc;
+
+        if (!loop->peers)
+                return 0;
+        if (!cfd_peers_poll(loop->peers) && !force && loop->decider)
+                return 0;
+        rc = cl_state_restore(loop->committed_state, loop->committed_len, &st);
+        if (rc < 0) {
+                cfd_log(CFD_LOG_ERROR, "share_failed", "err=\"%s\"",
+                        cl_strerror(rc));
+                return -1;
+        }
+        merged = cfd_peers_merge_into(loop->peers, st);
+        cl_state_free(loop->decider);
+        loop->decider = st;
+        cfd_log(CFD_LOG_DEBUG, "shared_statistics",
+                "peers=%zu merged=%zu items=%" PRIu64,
+                cfd_peers_count(loop->peers), merged, cl_state_items(st));
+        return 0;
+}
+
+static int start_sharing(struct cfd_loop *loop, const char *bootstrap,
+                         char *errbuf, size_t errsize)
+{
+        if (!loop->cfg->state.share)
+                return 0;
+        if (!loop->transactional) {
+                snprintf(errbuf, errsize,
+                         "%s: state.share needs delivery.mode exactly_once "
+                         "(the statistics travel on the state topic)",
+                         loop->cfg->path ? loop->cfg->path : "config");
+                return -1;
+        }
+        if (cfd_peers_new(loop->cfg, bootstrap,
+                          loop->cfg->delivery.transactional_id, &loop->peers,
+                          errbuf, errsize) < 0)
+                return -1;
+        return cfd_loop_refresh_decider(loop, true);
 }
 
 /*
@@ -955,7 +1020,8 @@ int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
         if (!loop->producer || open_outputs(loop, errbuf, errsize) < 0 ||
             cfd_commit_init(loop, errbuf, errsize) < 0 ||
             load_state(loop, bootstrap, errbuf, errsize) < 0 ||
-            alloc_batch(loop, errbuf, errsize) < 0)
+            alloc_batch(loop, errbuf, errsize) < 0 ||
+            start_sharing(loop, bootstrap, errbuf, errsize) < 0)
                 goto out_free;
         loop->consumer = client_new(loop, CFD_KAFKA_CONSUMER, bootstrap,
                                     errbuf, errsize);
@@ -997,6 +1063,8 @@ void cfd_loop_free(struct cfd_loop *loop)
                 rd_kafka_destroy(loop->producer);
         }
         msg_decoder_free(loop->decoder);
+        cfd_peers_free(loop->peers);
+        cl_state_free(loop->decider);
         cl_state_free(loop->state);
         free(loop->committed_state);
         free(loop->released);

@@ -65,11 +65,17 @@ struct cfd_poison {
 
 #define CFD_POISON_MAX 64
 
+struct cfd_peers;
+
 struct cfd_loop {
         const struct cfg *cfg;
         volatile sig_atomic_t *stop; /* set by the signal handler */
         struct cl_params params;
         struct cl_state *state; /* owned; replaced when a batch aborts */
+        /* state.share: own statistics plus the peers', which decide;
+         * rebuilt from the committed state when a peer's changes. */
+        struct cl_state *decider;
+        struct cfd_peers *peers;
         struct msg_decoder *decoder;
         double *probs;      /* K values, reused for every message */
         double *thresholds; /* K values, for the metrics */
@@ -181,6 +187,16 @@ void cfd_loop_refuse(struct cfd_loop *loop, struct cfd_slot *slot);
 
 /* Records the committed batch in the metrics. */
 void cfd_loop_account(struct cfd_loop *loop);
+
+/* The state that decides: the shared one, or the own one. */
+struct cl_state *cfd_loop_decider(const struct cfd_loop *loop);
+
+/*
+ * state.share: rebuilds the deciding state from the committed own state
+ * plus every peer's newest snapshot, when a peer's changed or with force
+ * (after a rollback).  Returns 0, or -1 (logged; the old one stays).
+ */
+int cfd_loop_refresh_decider(struct cfd_loop *loop, bool force);
 
 int64_t cfd_now_ms(void);
 void cfd_sleep_ms(int ms);
