@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CLI_TOPIC_MAX 249 /* Kafka's longest topic name */
+
 static int usage_error(const char *cmd, const char *name, const char *msg,
                        const char *value)
 {
@@ -180,4 +182,46 @@ int cli_parse_command(int argc, char **argv, const struct cli_opt *opts,
                 return 0;
         }
         return rc == CLI_OK ? -1 : 2;
+}
+
+int cli_check_topic(const char *cmd, const char *opt, const char *name)
+{
+        static const char allowed[] = "abcdefghijklmnopqrstuvwxyz"
+                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789._-";
+        size_t len = strlen(name);
+
+        if (len == 0 || len > CLI_TOPIC_MAX || strspn(name, allowed) != len ||
+            strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return usage_error(cmd, opt,
+                                   "invalid topic name (Kafka allows 1 to "
+                                   "249 characters of A-Z a-z 0-9 . _ -, "
+                                   "not '.' or '..')",
+                                   name);
+        return CLI_OK;
+}
+
+int cli_check_property(const char *cmd, const char *arg)
+{
+        static const char *const refused[] = {"bootstrap.servers",
+                                              "metadata.broker.list"};
+        const char *eq = strchr(arg, '=');
+        size_t len, i;
+
+        if (eq == NULL || eq == arg)
+                return usage_error(cmd, "property", "expected NAME=VALUE",
+                                   arg);
+        len = (size_t)(eq - arg);
+        for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                if (strlen(refused[i]) == len &&
+                    memcmp(refused[i], arg, len) == 0) {
+                        fprintf(stderr,
+                                "confidentctl %s: --property: %s is "
+                                "refused here; use --brokers to choose "
+                                "the brokers\n",
+                                cmd, refused[i]);
+                        return CLI_E_USAGE;
+                }
+        }
+        return CLI_OK;
 }

@@ -49,4 +49,19 @@ int cli_parse(int argc, char **argv, const struct cli_opt *opts, size_t n);
 int cli_parse_command(int argc, char **argv, const struct cli_opt *opts,
                       size_t n, const char *usage);
 
+/*
+ * Checks a Kafka topic name given to option opt (without "--"): 1 to 249
+ * characters of A-Z a-z 0-9 . _ -, and neither "." nor "..".  Returns
+ * CLI_OK, or CLI_E_USAGE after printing what is wrong.
+ */
+int cli_check_topic(const char *cmd, const char *opt, const char *name);
+
+/*
+ * Checks a --property NAME=VALUE argument: NAME non-empty and not one of
+ * the properties that choose the brokers (bootstrap.servers,
+ * metadata.broker.list), which --brokers sets.  Returns CLI_OK, or
+ * CLI_E_USAGE after printing what is wrong.
+ */
+int cli_check_property(const char *cmd, const char *arg);
+
 #endif /* CFD_TOOLS_CLI_H */

@@ -7,6 +7,7 @@
 #include "cmds.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdbool.h>
@@ -26,6 +27,7 @@
 struct batch_opts {
         const char *labels, *probs, *label_col, *row_col, *filter;
         const char *sort, *rank_by, *out;
+        enum cl_batch_score score; /* parsed --rank-by */
         bool summary;
         unsigned min_examples;
         double frac_noise, sum_tol;
@@ -75,6 +77,23 @@ static void usage(FILE *out)
                 "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
+static int parse_score(const char *s, enum cl_batch_score *ret)
+{
+        static const char *const names[] = {"self_confidence",
+                                            "normalized_margin",
+                                            "confidence_weighted_entropy"};
+        size_t i;
+
+        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                if (strcmp(s, names[i]) == 0) {
+                        *ret = (enum cl_batch_score)i;
+                        return 0;
+                }
+        }
+        fprintf(stderr, NAME ": --rank-by: unknown score '%s'\n", s);
+        return -1;
+}
+
 static int parse_args(int argc, char **argv, struct batch_opts *o)
 {
         const struct cli_opt opts[] = {
@@ -90,7 +109,7 @@ static int parse_args(int argc, char **argv, struct batch_opts *o)
                 {"min-examples-per-class", CLI_UNSIGNED, &o->min_examples, 0,
                  1e9, NULL},
                 {"frac-noise", CLI_DOUBLE, &o->frac_noise, 1e-12, 1, NULL},
-                {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, 1, NULL},
+                {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, DBL_MAX, NULL},
         };
         int rc;
 
@@ -107,6 +126,8 @@ static int parse_args(int argc, char **argv, struct batch_opts *o)
                 fprintf(stderr, NAME ": --labels and --probs are required\n");
                 return CLI_E_USAGE;
         }
+        if (o->rank_by && parse_score(o->rank_by, &o->score) < 0)
+                return CLI_E_USAGE;
         return CLI_OK;
 }
 
@@ -142,12 +163,13 @@ static int load_probs(const char *path, struct npy_array *a)
                 fprintf(stderr, NAME ": %s\n", err);
                 return -1;
         }
-        if (a->ndim != 2 || a->cols < 2 || a->cols > CL_BATCH_K_MAX ||
-            (a->dtype != NPY_F4 && a->dtype != NPY_F8)) {
+        /* The classes the configuration allows; batch mode's own
+         * limit is the core's to state (run()). */
+        if (a->ndim != 2 || a->cols < 2 || a->cols > CL_K_MAX) {
                 fprintf(stderr,
-                        NAME ": %s: expected float32/float64 rows x K "
-                             "columns, 2 <= K <= %u\n",
-                        path, CL_BATCH_K_MAX);
+                        NAME ": %s: expected rows x K columns, "
+                             "2 <= K <= %u\n",
+                        path, CL_K_MAX);
                 return -1;
         }
         return 0;
@@ -309,23 +331,6 @@ static int load_input(const struct batch_opts *o, struct input *in)
         return rc;
 }
 
-static int parse_score(const char *s, enum cl_batch_score *ret)
-{
-        static const char *const names[] = {"self_confidence",
-                                            "normalized_margin",
-                                            "confidence_weighted_entropy"};
-        size_t i;
-
-        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-                if (strcmp(s, names[i]) == 0) {
-                        *ret = (enum cl_batch_score)i;
-                        return 0;
-                }
-        }
-        fprintf(stderr, NAME ": --rank-by: unknown score '%s'\n", s);
-        return -1;
-}
-
 static int make_params(const struct batch_opts *o, unsigned k,
                        struct cl_batch_params *p, enum cl_filter *filter)
 {
@@ -347,10 +352,75 @@ static int make_params(const struct batch_opts *o, unsigned k,
         return 0;
 }
 
+/* Index of the first value of row that fails ok(), or k. */
+static unsigned first_bad(const double *row, unsigned k, bool (*ok)(double))
+{
+        unsigned j;
+
+        for (j = 0; j < k && ok(row[j]); j++)
+                ;
+        return j;
+}
+
+static bool is_finite(double v)
+{
+        return isfinite(v);
+}
+
+static bool in_range(double v)
+{
+        return v >= -CL_EPS && v <= 1.0 + CL_EPS;
+}
+
+/* What is wrong with row r, rejected with code, in buf. */
+static void describe_row(const struct input *in, const struct batch_opts *o,
+                         size_t r, int code, char *buf, size_t size)
+{
+        const double *row = in->probs + r * in->k;
+        double sum = 0.0;
+        unsigned j;
+
+        switch (code) {
+        case CL_E_LABEL_TYPE:
+                snprintf(buf, size, "label is not an integer");
+                return;
+        case CL_E_LABEL_RANGE:
+                snprintf(buf, size, "label %ld is outside 0..%u",
+                         in->labels[r], in->k - 1);
+                return;
+        case CL_E_NONFINITE:
+                j = first_bad(row, in->k, is_finite);
+                if (j < in->k) {
+                        snprintf(buf, size, "pred_probs[%u] is %g", j,
+                                 row[j]);
+                        return;
+                }
+                break;
+        case CL_E_RANGE:
+                j = first_bad(row, in->k, in_range);
+                if (j < in->k) {
+                        snprintf(buf, size,
+                                 "pred_probs[%u] is %.17g, outside [0, 1]",
+                                 j, row[j]);
+                        return;
+                }
+                break;
+        case CL_E_ROW_SUM:
+                for (j = 0; j < in->k; j++)
+                        sum += row[j];
+                snprintf(buf, size, "pred_probs sum to %.17g, not 1 within %g",
+                         sum, o->sum_tol);
+                return;
+        }
+        snprintf(buf, size, "%s", cl_strerror(code));
+}
+
 /* Rejections and parity notes on stderr. */
-static void report_rows(const struct cl_batch *b)
+static void report_rows(const struct cl_batch *b, const struct input *in,
+                        const struct batch_opts *o)
 {
         struct cl_batch_info info;
+        char detail[160];
         int code;
 
         cl_batch_info(b, &info);
@@ -358,6 +428,16 @@ static void report_rows(const struct cl_batch *b)
                 if (info.rejected[code])
                         fprintf(stderr, NAME ": %zu rows rejected: %s\n",
                                 info.rejected[code], cl_strerror(-code));
+        if (info.accepted == 0) {
+                /* Every row was rejected: the first is row 0. */
+                describe_row(in, o, 0, cl_batch_row_status(b, 0), detail,
+                             sizeof(detail));
+                fprintf(stderr,
+                        NAME ": all %zu rows rejected: first at row 0: "
+                             "%s; nothing is flagged\n",
+                        info.rows, detail);
+                return;
+        }
         if (info.cleanlab_refuses)
                 fprintf(stderr, NAME ": note: cleanlab would refuse this "
                                     "input; results are not comparable\n");
@@ -463,14 +543,10 @@ static int collect_rows(struct cl_batch *b, const struct batch_opts *o,
                         const unsigned char *mask, size_t n, size_t *rows,
                         size_t *ret_count)
 {
-        enum cl_batch_score score;
         size_t r, c = 0;
 
-        if (o->rank_by) {
-                if (parse_score(o->rank_by, &score) < 0)
-                        return -1;
-                return cl_batch_rank(b, mask, score, rows, ret_count);
-        }
+        if (o->rank_by)
+                return cl_batch_rank(b, mask, o->score, rows, ret_count);
         for (r = 0; r < n; r++)
                 if (mask[r])
                         rows[c++] = r;
@@ -490,11 +566,18 @@ static int run(const struct batch_opts *o, struct input *in)
         if (make_params(o, in->k, &p, &filter) < 0)
                 return 2;
         err = cl_batch_new(&p, in->labels, in->probs, in->n, &b);
+        if (err < 0 && in->k > CL_BATCH_K_MAX) {
+                fprintf(stderr,
+                        NAME ": %s: %u classes: %s (batch mode takes at "
+                             "most %u classes)\n",
+                        o->probs, in->k, cl_strerror(err), CL_BATCH_K_MAX);
+                return 1;
+        }
         if (err < 0) {
                 fprintf(stderr, NAME ": %s\n", cl_strerror(err));
                 return 1;
         }
-        report_rows(b);
+        report_rows(b, in, o);
         mask = malloc(in->n);
         rows = malloc(in->n * sizeof(*rows));
         if (!mask || !rows) {

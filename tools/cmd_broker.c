@@ -21,6 +21,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cfd_mock.h"
+#include "cli.h"
 
 #define LINE_MAX_BYTES 1024
 
@@ -56,7 +57,9 @@ static void usage(FILE *out) {
                 "stop the broker.\n"
                 "\n"
                 "  --topics LIST      topics to create at start, "
-                "comma-separated\n"
+                "comma-separated; names of\n"
+                "                     1 to 249 characters of A-Z a-z 0-9 "
+                ". _ -, not . or ..\n"
                 "  --partitions N     partitions per topic (default 8)\n"
                 "  --brokers N        brokers in the cluster (default 1)\n"
                 "Limits: a partition keeps its newest 5 MiB; other topics "
@@ -138,6 +141,29 @@ static int parse_count(const char *opt, const char *s, long max,
         return 0;
 }
 
+/* Checks each name of a comma-separated topic list.  Returns 0 or -1. */
+static int check_topics(const char *list) {
+        char name[256];
+        const char *p = list;
+
+        for (;;) {
+                size_t len = strcspn(p, ",");
+
+                /* Over 249 bytes: refused, shown with what follows. */
+                if (len >= sizeof(name)) {
+                        cli_check_topic("broker", "topics", p);
+                        return -1;
+                }
+                memcpy(name, p, len);
+                name[len] = '\0';
+                if (cli_check_topic("broker", "topics", name) != CLI_OK)
+                        return -1;
+                if (p[len] == '\0')
+                        return 0;
+                p += len + 1;
+        }
+}
+
 /* Returns 0, 1 for --help, or -1 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, struct broker_opts *o) {
         static const struct option longopts[] = {
@@ -156,6 +182,8 @@ static int parse_args(int argc, char **argv, struct broker_opts *o) {
         while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 't':
+                        if (check_topics(optarg))
+                                return -1;
                         o->topics = optarg;
                         break;
                 case 'p':

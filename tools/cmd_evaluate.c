@@ -22,6 +22,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "cli.h"
 #include "csvread.h"
 #include "msg.h"
 
@@ -29,6 +30,7 @@
 #define METADATA_TIMEOUT_MS 10000
 #define POLL_MS             100
 #define MAX_LISTED_IDS      10 /* ids printed per problem list */
+#define ID_MAX_BYTES        511 /* longer ids are cut (see take_message) */
 
 #define HDR_VERDICT "confidentd-verdict"
 #define HDR_REASON  "confidentd-reason"
@@ -82,7 +84,8 @@ struct verdict_row {
 };
 
 struct partition_state {
-        bool eof; /* at the end when last looked, no message since */
+        bool eof;    /* at the end when last looked, no message since */
+        int64_t low; /* first offset kept by the broker; -1 unknown */
 };
 
 struct evaluation {
@@ -92,6 +95,7 @@ struct evaluation {
         rd_kafka_t *rk;
         struct partition_state *parts;
         size_t nparts, nparts_eof;
+        size_t nparts_trimmed; /* partitions whose low watermark is > 0 */
         int part_base[ROLE_COUNT]; /* index of partition 0 in parts */
         int part_count[ROLE_COUNT];
         size_t count[ROLE_COUNT];
@@ -136,12 +140,24 @@ static void usage(FILE *out) {
                 "message, in\n"
                 "                         topic (clean, suspect, "
                 "dead_letter), partition,\n"
-                "                         offset order\n"
+                "                         offset order; CSV quoting "
+                "where needed\n"
                 "  --property NAME=VALUE  librdkafka consumer property, "
-                "repeatable\n"
+                "repeatable (not\n"
+                "                         bootstrap.servers or "
+                "metadata.broker.list)\n"
+                "\n"
+                "Ids are compared and printed as text: bytes below 0x20, "
+                "0x7f and '\\' are\n"
+                "written \\xHH (an id of one NUL byte is \\x00, the empty "
+                "id is empty).\n"
                 "\n"
                 "Prints counts per topic, missing, duplicated and unknown "
-                "ids, the flag rate,\n"
+                "ids (unknown: not\n"
+                "in --truth; n/a without it), partitions whose oldest "
+                "messages the broker\n"
+                "dropped (missing ids may then be retention, not loss), "
+                "the flag rate,\n"
                 "and precision, recall and F1 of the suspect topic against "
                 "the truth (0 when\n"
                 "undefined or without --truth).  items_per_s is the "
@@ -164,6 +180,32 @@ static double now_s(void) {
 }
 
 /* ---- the id table ---------------------------------------------------- */
+
+/*
+ * Writes the len bytes of id into buf as text: bytes below 0x20, 0x7f and
+ * '\\' become \xHH, so that every id has one printable form and an id of
+ * one NUL byte ("\x00") differs from the empty id.  size must be at
+ * least 4 * len + 1.  Returns the length written.
+ */
+static size_t escape_id(const char *id, size_t len, char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        size_t i, n = 0;
+
+        for (i = 0; i < len && n + 5 <= size; i++) {
+                unsigned char c = (unsigned char)id[i];
+
+                if (c >= 0x20 && c != 0x7f && c != '\\') {
+                        buf[n++] = (char)c;
+                        continue;
+                }
+                buf[n++] = '\\';
+                buf[n++] = 'x';
+                buf[n++] = hex[c >> 4];
+                buf[n++] = hex[c & 15];
+        }
+        buf[n] = '\0';
+        return n;
+}
 
 static uint32_t hash_bytes(const char *s, size_t len) {
         uint32_t h = 2166136261u; /* FNV-1a */
@@ -285,8 +327,9 @@ static int set_option(struct eval_opts *o, int c, const char *arg) {
         case 't': o->truth_col = arg; break;
         case 'V': o->verdicts_out = arg; break;
         case 'p':
-                if (!strchr(arg, '=') || arg[0] == '=' ||
-                    o->nprops == MAX_PROPERTIES) {
+                if (cli_check_property("evaluate", arg))
+                        return -1;
+                if (o->nprops == MAX_PROPERTIES) {
                         fprintf(stderr,
                                 "confidentctl evaluate: --property '%s': "
                                 "expected NAME=VALUE (at most %d)\n",
@@ -396,11 +439,21 @@ static int truth_columns(struct csv_reader *csv, const struct eval_opts *o,
 
 static int truth_record(struct evaluation *ev, struct csv_reader *csv,
                         const int col[3]) {
-        const char *id = csv_field(csv, (size_t)col[0]);
+        const char *raw = csv_field(csv, (size_t)col[0]);
+        char id[4 * ID_MAX_BYTES + 1];
         struct id_entry *e;
         bool added;
+        size_t len = strlen(raw);
 
-        e = table_get(&ev->ids, id, strlen(id), &added);
+        if (len > ID_MAX_BYTES) {
+                fprintf(stderr,
+                        "confidentctl evaluate: %s:%zu: id longer than %d "
+                        "bytes\n",
+                        ev->o->truth, csv_line(csv), ID_MAX_BYTES);
+                return -1;
+        }
+        len = escape_id(raw, len, id, sizeof(id));
+        e = table_get(&ev->ids, id, len, &added);
         if (!e) {
                 fprintf(stderr, "confidentctl evaluate: out of memory\n");
                 return -1;
@@ -593,6 +646,50 @@ static int count_partitions(struct evaluation *ev) {
         return 0;
 }
 
+/* The warning about a partition that starts after offset 0. */
+static void print_trimmed(FILE *f, const char *topic, int partition,
+                          int64_t low) {
+        fprintf(f,
+                "warning: topic %s partition %d starts at offset %" PRId64
+                ": the broker dropped older messages; missing ids may be "
+                "retention, not loss\n",
+                topic, partition, low);
+}
+
+/*
+ * Reads the low watermark of every partition: one above 0 means the
+ * broker no longer has the oldest messages (retention, or the mock
+ * broker's 5 MiB per partition), which evaluate must not call lost.
+ */
+static void read_low_watermarks(struct evaluation *ev) {
+        int64_t low, high;
+        int r, p;
+
+        for (r = 0; r < ROLE_COUNT; r++) {
+                for (p = 0; p < ev->part_count[r]; p++) {
+                        struct partition_state *ps =
+                                &ev->parts[ev->part_base[r] + p];
+                        rd_kafka_resp_err_t err =
+                                rd_kafka_query_watermark_offsets(
+                                        ev->rk, ev->o->topics[r], p, &low,
+                                        &high, METADATA_TIMEOUT_MS);
+
+                        ps->low = err ? -1 : low;
+                        if (err)
+                                fprintf(stderr,
+                                        "level=warn event=watermark_failed "
+                                        "topic=%s partition=%d err=%s "
+                                        "action=continue\n",
+                                        ev->o->topics[r], p,
+                                        rd_kafka_err2name(err));
+                        if (err || low <= 0)
+                                continue;
+                        ev->nparts_trimmed++;
+                        print_trimmed(stderr, ev->o->topics[r], p, low);
+                }
+        }
+}
+
 /* Assigns every partition of the three topics from the beginning. */
 static int assign_all(struct evaluation *ev) {
         rd_kafka_topic_partition_list_t *list;
@@ -614,6 +711,7 @@ static int assign_all(struct evaluation *ev) {
                         rd_kafka_topic_partition_list_add(
                                 list, ev->o->topics[r], p)
                                 ->offset = RD_KAFKA_OFFSET_BEGINNING;
+        read_low_watermarks(ev);
         err = rd_kafka_assign(ev->rk, list);
         rd_kafka_topic_partition_list_destroy(list);
         if (err) {
@@ -745,13 +843,13 @@ static void note_timestamp(struct evaluation *ev,
 /* Counts one output message.  Returns 0, or -1 when out of memory. */
 static int take_message(struct evaluation *ev, int role,
                         const rd_kafka_message_t *m) {
-        /* TODO: ids longer than 511 bytes are cut there; two such ids with
-         * the same first 511 bytes count as one (duplicated) id. */
-        char id[512];
+        /* TODO: ids longer than ID_MAX_BYTES are cut there; two such ids
+         * with the same first bytes count as one (duplicated) id. */
+        char raw[ID_MAX_BYTES + 1], id[4 * ID_MAX_BYTES + 1];
         char *verdict;
         struct id_entry *e;
         bool from_key, added;
-        int len = message_id(ev, m, id, sizeof(id), &from_key);
+        int len = message_id(ev, m, raw, sizeof(raw), &from_key);
 
         ev->items++;
         ev->count[role]++;
@@ -762,6 +860,7 @@ static int take_message(struct evaluation *ev, int role,
                 ev->no_id++;
                 return 0;
         }
+        len = (int)escape_id(raw, (size_t)len, id, sizeof(id));
         e = table_get(&ev->ids, id, (size_t)len, &added);
         verdict = header_dup(m, HDR_VERDICT);
         if (!e || !verdict) {
@@ -910,7 +1009,7 @@ static bool has_problem(const struct id_entry *e, enum id_problem p) {
                 return e->in_truth && e->seen == 0;
         case PROBLEM_DUPLICATED:
                 return e->seen > 1;
-        case PROBLEM_UNKNOWN:
+        case PROBLEM_UNKNOWN: /* asked only with --truth */
                 return !e->in_truth && e->seen > 0;
         }
         return false;
@@ -964,6 +1063,23 @@ static void score(const struct id_table *t, struct scores *s) {
                         (s->precision + s->recall);
 }
 
+/* Repeats the low watermark warnings in the report, on stdout. */
+static void print_trimmed_partitions(const struct evaluation *ev) {
+        int r, p;
+
+        printf("trimmed_partitions=%zu\n", ev->nparts_trimmed);
+        for (r = 0; r < ROLE_COUNT; r++) {
+                for (p = 0; p < ev->part_count[r]; p++) {
+                        const struct partition_state *ps =
+                                &ev->parts[ev->part_base[r] + p];
+
+                        if (ps->low > 0)
+                                print_trimmed(stdout, ev->o->topics[r], p,
+                                              ps->low);
+                }
+        }
+}
+
 /* Prints the report.  Returns the exit status. */
 static int report(const struct evaluation *ev, bool idle) {
         const struct eval_opts *o = ev->o;
@@ -982,7 +1098,11 @@ static int report(const struct evaluation *ev, bool idle) {
         missing = print_problem(&ev->ids, PROBLEM_MISSING, "missing");
         duplicated = print_problem(&ev->ids, PROBLEM_DUPLICATED,
                                    "duplicated");
-        print_problem(&ev->ids, PROBLEM_UNKNOWN, "unknown");
+        if (o->truth)
+                print_problem(&ev->ids, PROBLEM_UNKNOWN, "unknown");
+        else
+                printf("unknown=n/a\n"); /* no list to compare with */
+        print_trimmed_partitions(ev);
         score(&ev->ids, &s);
         printf("flag_rate=%.4f truth=%s truth_errors=%zu flagged=%zu "
                "true_positives=%zu\n",

@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 #include <msgpack.h>
 
+#include "cli.h"
 #include "csvread.h"
 #include "msg.h"
 #include "npy.h"
@@ -83,11 +84,11 @@ static void usage(FILE *out) {
                 "\n"
                 "Sends one msgpack label message per CSV record; the key is "
                 "the id text.\n"
-                "The probabilities are row 'row' of the .npy (float32 or "
-                "float64, N x K),\n"
-                "or row i for CSV record i when there is no row column.  "
-                "Integer labels are\n"
-                "sent as integers, others as class names.\n"
+                "The probabilities are row 'row' of the .npy (float32, "
+                "float64 or integers,\n"
+                "N x K), or row i for CSV record i when there is no row "
+                "column.  Integer\n"
+                "labels are sent as integers, others as class names.\n"
                 "\n"
                 "  --labels FILE.csv        columns id, label, optional "
                 "annotator and row\n"
@@ -107,7 +108,15 @@ static void usage(FILE *out) {
                 "float32\n"
                 "  --limit N                send at most N items\n"
                 "  --property NAME=VALUE    librdkafka producer property, "
-                "repeatable\n"
+                "repeatable (not\n"
+                "                           bootstrap.servers or "
+                "metadata.broker.list)\n"
+                "\n"
+                "Ends with an event=replay_done line on stderr; its "
+                "items_per_s is the\n"
+                "delivered items divided by elapsed_s, from the first item "
+                "to the last\n"
+                "acknowledgement.\n"
                 "Exit status: 0 all delivered, 1 failure, 2 usage "
                 "error.\n");
 }
@@ -144,7 +153,11 @@ static int set_option(struct replay_opts *o, int c, const char *arg) {
         case 'L': o->labels = arg; break;
         case 'P': o->probs = arg; break;
         case 'b': o->brokers = arg; break;
-        case 't': o->topic = arg; break;
+        case 't':
+                if (cli_check_topic("replay", "topic", arg))
+                        return -1;
+                o->topic = arg;
+                break;
         case 'i': o->id_col = arg; break;
         case 'l': o->label_col = arg; break;
         case 'a': o->annotator_col = arg; o->annotator_given = true; break;
@@ -165,7 +178,9 @@ static int set_option(struct replay_opts *o, int c, const char *arg) {
                 }
                 break;
         case 'p':
-                if (!strchr(arg, '=') || o->nprops == MAX_PROPERTIES) {
+                if (cli_check_property("replay", arg))
+                        return -1;
+                if (o->nprops == MAX_PROPERTIES) {
                         fprintf(stderr,
                                 "confidentctl replay: --property '%s': "
                                 "expected NAME=VALUE (at most %d)\n",
@@ -246,11 +261,11 @@ static int open_inputs(struct replay *r) {
                 fprintf(stderr, "confidentctl replay: %s\n", errbuf);
                 return -1;
         }
-        if ((r->probs.dtype != NPY_F4 && r->probs.dtype != NPY_F8) ||
-            r->probs.ndim != 2 || r->probs.cols < 2) {
+        /* Any dtype npy_load() reads, as `confidentctl score` takes. */
+        if (r->probs.ndim != 2 || r->probs.cols < 2) {
                 fprintf(stderr,
-                        "confidentctl replay: %s: expected a float32 or "
-                        "float64 array of N rows x K >= 2 columns\n",
+                        "confidentctl replay: %s: expected a 2-D array of "
+                        "N rows x K >= 2 columns\n",
                         o->probs);
                 return -1;
         }
@@ -601,7 +616,7 @@ static void report(const struct replay *r, double elapsed, bool failed) {
         fprintf(stderr,
                 "level=%s event=replay_done topic=%s items=%zu "
                 "delivered=%zu failed=%zu undelivered=%zu elapsed_s=%.3f "
-                "items_per_s=%.0f",
+                "items_per_s=%.2f",
                 failed || r->dr.failed || lost || stop_signal ? "error"
                                                               : "info",
                 r->o->topic, r->produced, r->dr.delivered, r->dr.failed,

@@ -43,6 +43,8 @@ enum sim_stream {
         STREAM_ORDER,     /* order of annotations when several per item */
 };
 
+/* The most classes, as the configuration allows (config/README.md). */
+#define MAX_CLASSES 65536
 /* The largest --noise; keeps every annotator's diagonal dominant (see
  * noise_row()). */
 #define MAX_NOISE 0.25
@@ -102,7 +104,7 @@ static const char usage_text[] =
 static int parse_options(int argc, char **argv, struct sim_opts *o)
 {
         const struct cli_opt opts[] = {
-                {"classes", CLI_UNSIGNED, &o->k, 2, 65535, NULL},
+                {"classes", CLI_UNSIGNED, &o->k, 2, MAX_CLASSES, NULL},
                 {"items", CLI_UNSIGNED, &o->items, 1, 50000000, NULL},
                 {"annotators", CLI_UNSIGNED, &o->annotators, 1, 10000, NULL},
                 {"per-item", CLI_UNSIGNED, &o->per_item, 1, 100, NULL},
