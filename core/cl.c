@@ -158,7 +158,8 @@ void cl_params_init(struct cl_params *p, unsigned k)
         p->min_examples = 1.0;
         p->sum_tol = 1e-3;
         p->low_final_filter = false;
-        p->warmup_policy = CL_WARMUP_PASS;
+        p->warmup_policy = CL_WARMUP_HOLD;
+        p->delay_items = 0;
         p->cells = k > 1 ? CL_CELLS_BUDGET / k : 1;
         /* Fewer than four per class cost F1 on simulated streams: the
          * lightest cell keeps being taken over (docs/streaming.md). */
@@ -279,7 +280,9 @@ int cl_params_check(const struct cl_params *p)
          * can pass the limit. */
         if (cl_params_memory(p) > CL_STATE_MAX_BYTES)
                 return CL_E_PARAM;
-        /* The hold buffer (cl_hold.c) counts towards the same limit. */
+        /* The hold buffer (cl_hold.c) counts towards the same limit;
+         * cl_hold_memory() is SIZE_MAX for a window beyond
+         * CL_HOLD_MAX_BYTES. */
         if (cl_hold_memory(p) > CL_STATE_MAX_BYTES - cl_params_memory(p))
                 return CL_E_PARAM;
         return 0;

@@ -57,6 +57,10 @@ const char *cl_strerror(int code);
 #define CL_CELLS_BUDGET 2048u
 /* Largest state cl_state_new() will allocate: 1 GiB. */
 #define CL_STATE_MAX_BYTES ((size_t)1 << 30)
+/* Largest hold buffer (warm-up hold and decision window together, part
+ * of the state above): 64 MiB.  The warm-up hold takes at most as many
+ * rows as fit; a decision window that does not fit is refused. */
+#define CL_HOLD_MAX_BYTES ((size_t)64 << 20)
 
 /* Decision rule; names as cleanlab's filter_by values. */
 enum cl_filter {
@@ -103,19 +107,24 @@ struct cl_params {
         unsigned cells;            /* off-diagonal joint cells (and margin
                                     * histograms) kept per class, >= 1;
                                     * K - 1 or more keeps all: exact */
-        enum cl_warmup_policy warmup_policy; /* default CL_WARMUP_PASS */
+        enum cl_warmup_policy warmup_policy; /* default CL_WARMUP_HOLD */
+        unsigned delay_items;      /* decision window: an item is decided
+                                    * once this many later items are
+                                    * counted (0 = at once, the default) */
 };
 
 /* Defaults for k classes: warmup_total = max(1000, 50 k), warmup_class 30,
  * cells = min(k - 1, max(4, CL_CELLS_BUDGET / k)): every cell up to
- * k = 45, four per class from k = 512 (docs/streaming.md, "Large K"). */
+ * k = 45, four per class from k = 512 (docs/streaming.md, "Large K");
+ * warmup_policy hold, delay_items 0. */
 void cl_params_init(struct cl_params *p, unsigned k);
 
 /*
  * Checks a parameter set: ranges above, every double finite and >= 0,
  * half_life 0 or in [1, CL_HALF_LIFE_MAX], warm-up reachable under decay
  * (warmup_total below the steady-state effective total, about
- * 1.44 * half_life), cells >= 1, state no larger than
+ * 1.44 * half_life), cells >= 1, a decision window of delay_items + 1
+ * rows within CL_HOLD_MAX_BYTES, state no larger than
  * CL_STATE_MAX_BYTES.
  * Returns 0 or CL_E_PARAM.
  */
@@ -139,8 +148,8 @@ enum cl_tag {
         CL_TAG_CLEAN = 0,
         CL_TAG_SUSPECT,
         CL_TAG_WARMUP, /* not yet enough data to decide; route as clean */
-        CL_TAG_HELD,   /* held (warmup_policy hold): the verdict comes
-                        * later from cl_state_release() */
+        CL_TAG_HELD,   /* held (warm-up hold or decision window): the
+                        * verdict comes later from cl_state_release() */
 };
 
 /* "clean", "suspect", "warmup", "held"; NULL for an unknown value. */
@@ -155,8 +164,9 @@ struct cl_verdict {
         bool borderline;    /* a finer histogram could flip the verdict */
         char reason[40];    /* "pbnr 3->5", "pbc 3", "warmup", "argmax" */
         uint64_t hold_index; /* CL_TAG_HELD, and verdicts returned by
-                              * cl_state_release(): the item's position
-                              * in the hold buffer (0 = oldest); else 0 */
+                              * cl_state_release(): the item's slot in
+                              * the hold buffer, < cl_state_hold_capacity()
+                              * and free again once released; else 0 */
 };
 
 struct cl_state;
@@ -197,48 +207,64 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
                size_t n, struct cl_verdict *ret_verdict, size_t *ret_index);
 
 /*
- * Hold policy (warmup_policy = CL_WARMUP_HOLD, docs/streaming.md).  Until
- * the effective total reaches warmup_total, cl_observe() adds each item
- * to the statistics as usual, copies its label and probabilities into a
- * hold buffer allocated by cl_state_new() and returns CL_TAG_HELD with
- * the item's hold_index (0, 1, ...).  predicted_neq_given holds nothing.
- * The item that makes the state warm is the last one held; from the next
- * item on, cl_observe() decides online again.
+ * Holding items (docs/streaming.md, "Warm-up" and "Decision window").
+ * Two reasons make cl_observe() count an item at once but return
+ * CL_TAG_HELD, with the item's slot as hold_index, instead of a verdict:
  *
- * The caller keeps the held items (e.g. their Kafka messages) and, after
- * each cl_observe(), asks cl_state_release_due(); when true it calls
- * cl_state_release() and routes the verdicts it gets, in order.  To bound
- * the wait on a slow stream it may call cl_state_release_force() at any
- * time.  Both decide every held item with batch mode (cl_batch.h, the
- * same filter, cleanlab's numpy tie order) over the hold buffer alone, so
- * the verdicts depend only on the buffer: identical whether released
- * because warm or forced.  After a forced release, items are held again
- * until the state is warm.
+ * - Warm-up hold (warmup_policy CL_WARMUP_HOLD): until the effective
+ *   total reaches warmup_total, items are held; once the state is warm
+ *   (or the warm-up rows fill their part of CL_HOLD_MAX_BYTES) they are
+ *   all decided by batch mode (cl_batch.h, the same filter, cleanlab's
+ *   numpy tie order) over those rows alone, so the verdicts depend only
+ *   on the rows, whether released because warm or forced.  The item that
+ *   makes the state warm is the last one held this way.
+ * - Decision window (delay_items = D > 0): every later item is held
+ *   until D more items have been counted, then decided online with the
+ *   statistics of that moment, which include the D later items.
+ *
+ * predicted_neq_given holds nothing.  The hold buffer is allocated by
+ * cl_state_new() (copies of label and probabilities, within
+ * CL_HOLD_MAX_BYTES); nothing is allocated per item.
+ *
+ * The caller keeps each held item (e.g. its Kafka message) and, after
+ * every cl_observe(), asks cl_state_release_due(); when true it calls
+ * cl_state_release() and routes the verdicts it gets, oldest first:
+ * together with the verdicts cl_observe() returns directly, items come
+ * out in arrival order.  An item that arrives while the buffer is full
+ * (the caller did not release when due) is decided at once, ahead of the
+ * held ones.  To bound the wait, or before a snapshot or a commit that
+ * needs every verdict, cl_state_release_force() decides everything held.
+ * After a forced release during warm-up, items are held again until the
+ * state is warm.
  */
 
-/* Number of items held now (0 under CL_WARMUP_PASS). */
+/* Number of items held now. */
 size_t cl_state_held(const struct cl_state *st);
 
-/* Most items the hold buffer can take (0 under CL_WARMUP_PASS or for
- * predicted_neq_given): the items needed to make the state warm. */
+/* Slots of the hold buffer: most items held at once (0 when nothing is
+ * ever held).  An array of this many verdicts is always enough for
+ * cl_state_release(). */
 size_t cl_state_hold_capacity(const struct cl_state *st);
 
-/* True when items are held and the state is warm (or the buffer full). */
+/* True when cl_state_release() would release something: warm-up rows
+ * and the state warm (or their part of the buffer full), or more than
+ * delay_items items in the window. */
 bool cl_state_release_due(const struct cl_state *st);
 
 /*
- * When cl_state_release_due(), decides every held item, writes their
- * verdicts in arrival order into out[0 .. n-1] (hold_index 0 .. n-1),
- * empties the buffer and returns n; returns 0 when no release is due.
- * cap is the room in out: cap < cl_state_held() gives CL_E_PARAM and
- * nothing is released.  Batch mode allocates its work space here (about
- * n (K + 8) doubles, freed before returning): on CL_E_NOMEM nothing is
- * released and the call may be retried.  The statistics are not changed.
+ * Releases what is due, oldest first: the warm-up rows (batch mode) and
+ * the window items beyond the newest delay_items (online, current
+ * statistics).  Writes their verdicts into out[0 .. n-1] and returns n
+ * (0 when nothing is due).  cap is the room in out: cap <
+ * cl_state_held() gives CL_E_PARAM and nothing is released.  Batch mode
+ * allocates its work space here (about n (K + 8) doubles, freed before
+ * returning): on CL_E_NOMEM nothing is released and the call may be
+ * retried.  The statistics are not changed.
  */
 int cl_state_release(struct cl_state *st, struct cl_verdict *out,
                      size_t cap);
 
-/* As cl_state_release(), whether or not a release is due; returns 0 when
+/* As cl_state_release(), but releases every held item; returns 0 when
  * nothing is held. */
 int cl_state_release_force(struct cl_state *st, struct cl_verdict *out,
                            size_t cap);

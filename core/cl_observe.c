@@ -555,9 +555,9 @@ static void decide(const struct cl_state *st, const double *p,
 
 /* Keeps an item for cl_state_release(); its verdict says CL_TAG_HELD. */
 static int hold_item(struct cl_state *st, const double *p, unsigned i,
-                     struct cl_verdict *v)
+                     enum cl_hold_kind kind, struct cl_verdict *v)
 {
-        uint64_t at = cl_hold_push(st, i, p);
+        uint64_t at = cl_hold_push(st, i, p, kind);
 
         if (!v)
                 return 0;
@@ -572,13 +572,38 @@ static int hold_item(struct cl_state *st, const double *p, unsigned i,
         return 0;
 }
 
+/* The verdict of an item the statistics already count (s for them). */
+static void judge(const struct cl_state *st, const double *p,
+                  const struct row_scan *s, struct cl_verdict *v)
+{
+        /* Filled in place: a local copied out at the end costs a stalled
+         * store-to-load forward of the byte-wise written reason. */
+        v->given = s->label;
+        v->suggested = s->label;
+        v->quality = p[s->label];
+        v->threshold = st->thr[s->label];
+        v->borderline = false;
+        v->hold_index = 0;
+        decide(st, p, s, v);
+}
+
+void cl_observe_judge(const struct cl_state *st, unsigned label,
+                      const double *p, struct cl_verdict *v)
+{
+        struct row_scan s;
+
+        /* The confident guess with today's thresholds: a held item is
+         * judged as if it arrived now, after the items since. */
+        scan_row(st, p, label, &s);
+        judge(st, p, &s, v);
+}
+
 int cl_observe(struct cl_state *st, long label, const double *probs,
                size_t n, struct cl_verdict *ret_verdict, size_t *ret_index)
 {
         struct row_scan s;
-        struct cl_verdict *v = ret_verdict;
+        enum cl_hold_kind held;
         unsigned i;
-        bool held;
         int rc;
 
         rc = cl_check_row(st, label, probs, n, ret_index);
@@ -586,26 +611,16 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
                 return rc;
 
         i = (unsigned)label;
-        /* warmup_policy hold (cl_hold.c): asked before the item counts. */
+        /* Warm-up hold is asked before the item counts (cl_hold.c). */
         held = cl_hold_wants(st);
         st->items++;
         st->w *= st->growth;
         if (st->w > CL_RENORM_AT)
                 state_renormalise(st);
         state_update(st, probs, i, &s);
-        if (held)
-                return hold_item(st, probs, i, v);
-        if (!v)
-                return 0;
-
-        /* Filled in place: a local copied out at the end costs a stalled
-         * store-to-load forward of the byte-wise written reason. */
-        v->given = i;
-        v->suggested = i;
-        v->quality = probs[i];
-        v->threshold = st->thr[i];
-        v->borderline = false;
-        v->hold_index = 0;
-        decide(st, probs, &s, v);
+        if (held != CL_HOLD_NONE)
+                return hold_item(st, probs, i, held, ret_verdict);
+        if (ret_verdict)
+                judge(st, probs, &s, ret_verdict);
         return 0;
 }

@@ -38,6 +38,7 @@ enum snap_field {
         SF_SUM_TOL,
         SF_LOW_FINAL_FILTER,
         SF_WARMUP_POLICY,
+        SF_DELAY_ITEMS,
         SF_CELLS,
         SF_ITEMS,
         SF_W,
@@ -71,6 +72,7 @@ static const char *const field_names[SF_COUNT] = {
         [SF_LOW_FINAL_FILTER] = "low_final_filter",
         [SF_CELLS] = "cells",
         [SF_WARMUP_POLICY] = "warmup_policy",
+        [SF_DELAY_ITEMS] = "delay_items",
         [SF_ITEMS] = "items",
         [SF_W] = "w",
         [SF_TOTAL] = "total",
@@ -185,6 +187,7 @@ static void put_params(struct writer *w, const struct cl_params *p)
                                                 : msgpack_pack_false(&w->pk);
         put_str(w, field_names[SF_WARMUP_POLICY]);
         put_str(w, cl_warmup_policy_name(p->warmup_policy));
+        put_uint(w, field_names[SF_DELAY_ITEMS], p->delay_items);
         put_uint(w, field_names[SF_CELLS], p->cells);
 }
 
@@ -426,6 +429,18 @@ static int get_policy(const msgpack_object *o, enum cl_warmup_policy *ret)
         return cl_warmup_policy_parse(name, ret) < 0 ? CL_E_SNAPSHOT : 0;
 }
 
+/* delay_items; absent in snapshots written before the key existed,
+ * when no state had a decision window. */
+static int get_delay(const msgpack_object *o, unsigned *ret)
+{
+        uint64_t v = 0;
+
+        if (o && get_uint(o, UINT32_MAX, &v) < 0)
+                return CL_E_SNAPSHOT;
+        *ret = (unsigned)v;
+        return 0;
+}
+
 static int get_params(const msgpack_object *const slots[SF_COUNT],
                       struct cl_params *p)
 {
@@ -441,7 +456,8 @@ static int get_params(const msgpack_object *const slots[SF_COUNT],
             get_double(slots[SF_WARMUP_CLASS], &p->warmup_class) < 0 ||
             get_double(slots[SF_MIN_EXAMPLES], &p->min_examples) < 0 ||
             get_double(slots[SF_SUM_TOL], &p->sum_tol) < 0 ||
-            get_policy(slots[SF_WARMUP_POLICY], &p->warmup_policy) < 0)
+            get_policy(slots[SF_WARMUP_POLICY], &p->warmup_policy) < 0 ||
+            get_delay(slots[SF_DELAY_ITEMS], &p->delay_items) < 0)
                 return CL_E_SNAPSHOT;
         if (!lff || lff->type != MSGPACK_OBJECT_BOOLEAN)
                 return CL_E_SNAPSHOT;

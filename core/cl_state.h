@@ -90,6 +90,12 @@ struct cl_state {
                                    * (cl_hold.c) */
 };
 
+/* Decides an item that was counted earlier with the statistics as they
+ * are now (the decision window of cl_hold.c); fills every field of *v
+ * but hold_index (0).  cl_observe.c. */
+void cl_observe_judge(const struct cl_state *st, unsigned label,
+                      const double *p, struct cl_verdict *v);
+
 /* Recomputes thr and thr_m of every class from cnt and sc_sum. */
 void cl_state_refresh(struct cl_state *st);
 

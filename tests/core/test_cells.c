@@ -48,6 +48,7 @@ static struct cl_state *fed_state(unsigned cells, uint64_t seed, size_t n)
 {
         struct cl_params p;
         struct cl_state *st = NULL;
+        struct cl_verdict *out;
         double row[K];
 
         cl_params_init(&p, K);
@@ -59,6 +60,14 @@ static struct cl_state *fed_state(unsigned cells, uint64_t seed, size_t n)
 
                 assert_int_equal(cl_observe(st, label, row, K, NULL, NULL), 0);
         }
+        /* The warm-up hold keeps the first items: decide them, as a
+         * caller must before a snapshot. */
+        out = calloc(cl_state_hold_capacity(st), sizeof(*out));
+        assert_non_null(out);
+        assert_true(cl_state_release_force(st, out,
+                                           cl_state_hold_capacity(st)) >= 0);
+        assert_int_equal(cl_state_held(st), 0);
+        free(out);
         return st;
 }
 

@@ -82,6 +82,20 @@ static long synth_row(uint64_t *s, unsigned k, double noise, double *p)
         return label;
 }
 
+/* Decides whatever the state holds (warm-up hold, decision window), as
+ * a caller must before a snapshot. */
+static void release_all(struct cl_state *st)
+{
+        size_t cap = cl_state_hold_capacity(st), held = cl_state_held(st);
+        struct cl_verdict *out = calloc(cap ? cap : 1, sizeof(*out));
+
+        assert_non_null(out);
+        assert_int_equal(cl_state_release_force(st, out, cap), (int)held);
+        assert_int_equal(cl_state_held(st), 0);
+        free(out);
+}
+
+/* Feeds n rows, verdicts dropped; nothing stays held. */
 static void feed_synth(struct cl_state *st, uint64_t *seed, size_t n,
                        double noise)
 {
@@ -93,6 +107,7 @@ static void feed_synth(struct cl_state *st, uint64_t *seed, size_t n,
 
                 assert_int_equal(cl_observe(st, label, p, k, NULL, NULL), 0);
         }
+        release_all(st);
 }
 
 static void snapshot_or_fail(const struct cl_state *st, char **buf,
@@ -166,6 +181,8 @@ static void test_cl_params_init_defaults(void **unused)
         cl_params_init(&p, 10);
         assert_int_equal(p.filter, CL_FILTER_PRUNE_BY_NOISE_RATE);
         assert_near(p.warmup_total, 1000.0, 0.0);
+        assert_int_equal(p.warmup_policy, CL_WARMUP_HOLD);
+        assert_int_equal(p.delay_items, 0);
         cl_params_init(&p, 100);
         assert_near(p.warmup_total, 5000.0, 0.0);
         assert_int_equal(p.bins, 256);
@@ -425,6 +442,7 @@ static void test_cl_observe_warmup_then_decides(void **unused)
 
         (void)unused;
         cl_params_init(&p, 3);
+        p.warmup_policy = CL_WARMUP_PASS;
         p.warmup_total = 200.0;
         p.warmup_class = 20.0;
         st = state_new_or_fail(&p);
@@ -607,6 +625,8 @@ static void assert_params_equal(const struct cl_params *a,
         assert_near(a->warmup_class, b->warmup_class, 0);
         assert_near(a->min_examples, b->min_examples, 0);
         assert_near(a->sum_tol, b->sum_tol, 0);
+        assert_int_equal(a->warmup_policy, b->warmup_policy);
+        assert_int_equal(a->delay_items, b->delay_items);
 }
 
 static void snapshot_round_trip(const struct cl_params *p)
@@ -641,6 +661,9 @@ static void test_cl_state_restore_round_trip(void **unused)
         cl_params_init(&p, 4);
         p.warmup_total = 100.0;
         snapshot_round_trip(&p);
+        p.delay_items = 7;
+        snapshot_round_trip(&p);
+        p.delay_items = 0;
         /* Half-life 5 renormalises every 3000 items, inside the replay. */
         p.filter = CL_FILTER_BOTH;
         p.half_life = 5.0;

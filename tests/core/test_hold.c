@@ -1,6 +1,7 @@
 /*
- * test_hold.c - warmup_policy hold (cl.h): held items, their release in
- * order, forced release, snapshots and allocation.
+ * test_hold.c - held items (cl.h): warm-up hold and decision window,
+ * release in order, forced release, snapshots, allocation and the memory
+ * budget.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -250,6 +251,77 @@ static void test_cl_observe_hold_not_for_predicted_neq_given(void **unused)
         cl_state_free(st);
 }
 
+/* A decision window of D items: each item comes out, in arrival order,
+ * once D later items are counted; a forced release empties the window. */
+static void test_cl_state_release_window_in_order(void **unused)
+{
+        enum { D = 5 };
+        long labels[N];
+        double probs[N * K];
+        struct cl_verdict v, out[D + 1];
+        struct cl_params p;
+        struct cl_state *st = NULL;
+        size_t next = 0;
+
+        (void)unused;
+        make_rows(labels, probs);
+        cl_params_init(&p, K);
+        p.warmup_total = 0.0;
+        p.warmup_class = 0.0;
+        p.delay_items = D;
+        assert_int_equal(cl_state_new(&p, &st), 0);
+        assert_int_equal(cl_state_hold_capacity(st), D + 1);
+        for (size_t r = 0; r < N; r++) {
+                int n;
+
+                assert_int_equal(cl_observe(st, labels[r], probs + r * K, K,
+                                            &v, NULL),
+                                 0);
+                assert_int_equal(v.tag, CL_TAG_HELD);
+                assert_int_equal(v.hold_index, r % (D + 1));
+                assert_int_equal(cl_state_release_due(st), r >= D);
+                n = cl_state_release(st, out, D + 1);
+                assert_int_equal(n, r >= D ? 1 : 0);
+                if (n == 1) {
+                        assert_int_equal(out[0].hold_index, next % (D + 1));
+                        assert_int_equal(out[0].given, labels[next]);
+                        assert_int_not_equal(out[0].tag, CL_TAG_HELD);
+                        next++;
+                }
+                assert_int_equal(cl_state_held(st), r >= D ? D : r + 1);
+        }
+        assert_int_equal(cl_state_release_force(st, out, D + 1), D);
+        for (size_t r = 0; r < D; r++, next++)
+                assert_int_equal(out[r].given, labels[next]);
+        assert_int_equal(next, N);
+        assert_int_equal(cl_state_held(st), 0);
+        cl_state_free(st);
+}
+
+/* The hold buffer stays within CL_HOLD_MAX_BYTES: at K = 1000 the default
+ * warm-up (50,000 items) is cut to what fits, and a window that does not
+ * fit is refused. */
+static void test_cl_state_hold_within_budget(void **unused)
+{
+        struct cl_params p;
+        struct cl_state *st = NULL;
+        size_t row = 1000 * sizeof(double);
+
+        (void)unused;
+        cl_params_init(&p, 1000);
+        assert_int_equal(p.warmup_policy, CL_WARMUP_HOLD);
+        assert_int_equal(cl_state_new(&p, &st), 0);
+        assert_true(cl_state_hold_capacity(st) > 1000);
+        assert_true(cl_state_hold_capacity(st) <= CL_HOLD_MAX_BYTES / row);
+        assert_true(cl_state_memory(st) - cl_params_memory(&p) <=
+                    CL_HOLD_MAX_BYTES);
+        cl_state_free(st);
+        p.delay_items = (unsigned)(CL_HOLD_MAX_BYTES / row);
+        assert_int_equal(cl_params_check(&p), CL_E_PARAM);
+        p.delay_items = 1000;
+        assert_int_equal(cl_params_check(&p), 0);
+}
+
 static void test_cl_warmup_policy_parse_names(void **unused)
 {
         enum cl_warmup_policy w = CL_WARMUP_PASS;
@@ -273,6 +345,8 @@ int main(void)
                 cmocka_unit_test(test_cl_observe_hold_allocates_nothing),
                 cmocka_unit_test(
                         test_cl_observe_hold_not_for_predicted_neq_given),
+                cmocka_unit_test(test_cl_state_release_window_in_order),
+                cmocka_unit_test(test_cl_state_hold_within_budget),
                 cmocka_unit_test(test_cl_warmup_policy_parse_names),
         };
 
