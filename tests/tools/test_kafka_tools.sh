@@ -187,6 +187,82 @@ run evaluate --brokers "$B" --clean in.clean --suspect in.suspect \
 expect_eq "evaluate exit status, fewer than --expect" 1 $?
 expect_grep "evaluate idle" "ended=idle" "$DIR/eval3.out"
 
+# --- replay: integer .npy, slow rate; evaluate: escaped ids ----------------
+python3 - "$DIR" <<'EOF2' || exit 1
+import struct, sys
+d = sys.argv[1]
+def npy(name, n, k, fmt, descr, row):
+    hdr = "{'descr': '%s', 'fortran_order': False, 'shape': (%d, %d), }" % (
+        descr, n, k)
+    hdr += ' ' * ((64 - (10 + len(hdr) + 1) % 64) % 64) + '\n'
+    with open(d + '/' + name, 'wb') as f:
+        f.write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(hdr)) +
+                hdr.encode())
+        for i in range(n):
+            f.write(struct.pack('<%d%s' % (k, fmt), *row(i)))
+npy('ints.npy', 3, 2, 'q', '<i8', lambda i: [1, 0] if i % 2 else [0, 1])
+with open(d + '/odd.csv', 'w') as f:
+    f.write('id,label\na\x01b,0\nc\\d,1\n"e,f",0\n')
+# 400 items of 2000 classes, ~18 kB each: more than the mock's 5 MiB.
+k = 2000
+npy('big.npy', 400, k, 'd', '<f8',
+    lambda i: [0.5 if c == i else 0.5 / (k - 1) for c in range(k)])
+with open(d + '/big.csv', 'w') as f:
+    f.write('id,label\n' + ''.join('b%d,%d\n' % (i, i) for i in range(400)))
+EOF2
+
+run replay --labels "$DIR/odd.csv" --probs "$DIR/ints.npy" \
+        --brokers "$B" --topic odd 2>"$DIR/ints.err" ||
+        { fail "replay of an int64 .npy"; cat "$DIR/ints.err"; }
+expect_grep "replay int64 .npy" "items=3 delivered=3 failed=0" "$DIR/ints.err"
+if command -v kcat >/dev/null 2>&1; then
+        # A key of a NUL byte and "abc": the id of an undecodable message.
+        printf '\000abc:not msgpack\n' |
+                timeout 10 kcat -P -b "$B" -t odd.dl -K: ||
+                fail "kcat -P with a NUL key"
+fi
+run evaluate --brokers "$B" --clean odd --suspect odd.none \
+        --dead-letter odd.dl --idle-ms 3000 \
+        --verdicts-out "$DIR/odd.verdicts" >"$DIR/odd.out" 2>"$DIR/odd.err"
+expect_grep "evaluate without --truth" "^unknown=n/a$" "$DIR/odd.out"
+expect_grep "escaped control byte" '^a\\x01b,clean,' "$DIR/odd.verdicts"
+expect_grep "escaped backslash" '^c\\x5cd,clean,' "$DIR/odd.verdicts"
+expect_grep "quoted comma" '^"e,f",clean,' "$DIR/odd.verdicts"
+if command -v kcat >/dev/null 2>&1; then
+        expect_grep "escaped NUL" '^\\x00abc,dead_letter,' \
+                "$DIR/odd.verdicts"
+fi
+
+run replay --labels "$DIR/clean.csv" --probs "$DIR/probs.npy" \
+        --brokers "$B" --topic slow --rate 0.5 --limit 2 \
+        2>"$DIR/slow.err" || { fail "replay --rate 0.5"; cat "$DIR/slow.err"; }
+grep -Eq 'items=2 .*items_per_s=(0\.[5-9][0-9]|1\.00)$' "$DIR/slow.err" ||
+        { fail "replay --rate 0.5: items_per_s"; cat "$DIR/slow.err"; }
+
+# --- evaluate: a partition whose oldest messages the broker dropped --------
+printf 'topic big 1\n' >&3
+i=0
+while [ "$(grep -c -v '^BOOTSTRAP ' "$DIR/broker.out")" -lt 11 ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && { fail "no answer to 'topic big 1'"; break; }
+        sleep 0.1
+done
+run replay --labels "$DIR/big.csv" --probs "$DIR/big.npy" \
+        --brokers "$B" --topic big 2>"$DIR/big.err" ||
+        { fail "replay big"; cat "$DIR/big.err"; }
+run evaluate --brokers "$B" --clean big --suspect big.none \
+        --dead-letter big.none2 --idle-ms 3000 >"$DIR/big.out" \
+        2>"$DIR/big.stderr"
+expect_grep "evaluate trimmed partitions" "^trimmed_partitions=1$" \
+        "$DIR/big.out"
+expect_grep "evaluate retention warning (report)" \
+        "^warning: topic big partition 0 starts at offset [1-9][0-9]*: the broker dropped older messages; missing ids may be retention, not loss$" \
+        "$DIR/big.out"
+expect_grep "evaluate retention warning (stderr)" \
+        "^warning: topic big partition 0 starts at offset" "$DIR/big.stderr"
+expect_grep "evaluate untrimmed topics" "^trimmed_partitions=0$" \
+        "$DIR/odd.out"
+
 # --- broker stop ------------------------------------------------------------
 exec 3>&-
 kill -TERM "$BROKER_PID"
