@@ -32,9 +32,9 @@ struct score_opts {
         const char *policy;      /* NULL: from config or default */
         enum cl_warmup_policy policy_id;
         double half_life, warmup_total, warmup_class, sum_tol;
-        unsigned bins, cells;
+        unsigned bins, cells, delay_items;
         bool half_life_given, warmup_total_given, warmup_class_given;
-        bool sum_tol_given, bins_given, cells_given;
+        bool sum_tol_given, bins_given, cells_given, delay_items_given;
 };
 
 /* Column indices in the labels CSV; -1 when absent. */
@@ -96,8 +96,11 @@ static const char usage_text[] =
         "  --warmup-total N     items before any decision\n"
         "  --warmup-class N     items of the item's class before a decision\n"
         "  --sum-tol X          row-sum tolerance; 0 = off\n"
-        "  --warmup-policy P    pass (warm-up items are clean) or hold\n"
-        "                       (decided by batch mode once warm)\n"
+        "  --warmup-policy P    hold (default: warm-up items are decided by\n"
+        "                       batch mode once warm) or pass (they are\n"
+        "                       clean)\n"
+        "  --delay-items D      decide each item once D later items are\n"
+        "                       counted (default 0: at once)\n"
         "  --out FILE           CSV id,verdict,given,suggested,quality,"
         "reason;\n"
         "                       - for stdout\n"
@@ -135,6 +138,8 @@ static int parse_options(int argc, char **argv, struct score_opts *o)
                 {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, 1,
                  &o->sum_tol_given},
                 {"warmup-policy", CLI_STRING, &o->policy, 0, 0, NULL},
+                {"delay-items", CLI_UNSIGNED, &o->delay_items, 0,
+                 UINT32_MAX, &o->delay_items_given},
                 {"out", CLI_STRING, &o->out, 0, 0, NULL},
         };
         int rc;
@@ -214,14 +219,17 @@ static int apply_overrides(struct score_run *s)
                 p->warmup_class = o->warmup_class;
         if (o->sum_tol_given)
                 p->sum_tol = o->sum_tol;
+        if (o->delay_items_given)
+                p->delay_items = o->delay_items;
         if (cl_params_check(p) < 0) {
                 fprintf(stderr, "confidentctl score: the filter parameters "
                                 "are refused: K=%u bins=%u half_life=%g "
-                                "warmup_total=%g warmup_class=%g (core "
-                                "checks ranges, memory and that warm-up "
-                                "ends under decay)\n",
+                                "warmup_total=%g warmup_class=%g "
+                                "delay_items=%u (core checks ranges, "
+                                "memory and that warm-up ends under "
+                                "decay)\n",
                         p->k, p->bins, p->half_life, p->warmup_total,
-                        p->warmup_class);
+                        p->warmup_class, p->delay_items);
                 return -1;
         }
         return 0;

@@ -122,15 +122,18 @@ static void test_cmd_score_predicted_neq_given_verdicts(void **state)
                          "precision=0.500 recall=0.500 f1=0.500\n");
 }
 
-/* The default filter waits for 1000 items: every decided row warms up. */
-static void test_cmd_score_default_filter_warms_up(void **state)
+/* Under warmup_policy pass the default filter waits for 1000 items:
+ * every decided row warms up. */
+static void test_cmd_score_pass_policy_warms_up(void **state)
 {
         struct score_files f;
         char *got;
 
         (void)state;
         make_inputs(&f, labels_csv);
-        assert_int_equal(run_score(&f, "--out", f.out, NULL), 0);
+        assert_int_equal(run_score(&f, "--warmup-policy", "pass", "--out",
+                                   f.out, NULL),
+                         0);
         got = tooltest_read(f.out, NULL);
         assert_non_null(strstr(got, "\na,warmup,0,0,0.9,warmup\n"));
         assert_non_null(strstr(got, "\nb,warmup,1,1,0.2,warmup\n"));
@@ -138,6 +141,60 @@ static void test_cmd_score_default_filter_warms_up(void **state)
         free(got);
         assert_file_text(f.stdout_path,
                          "items=10 clean=5 suspect=0 rejected=5\n");
+}
+
+/* By default (warmup_policy hold) the five accepted records are held,
+ * then decided by batch mode when the input ends: they come after the
+ * rejected ones, in their own order. */
+static void test_cmd_score_default_holds_then_batch(void **state)
+{
+        static const char tail[] =
+                "\nj,rejected,0,,,CL_E_RANGE\n"
+                "a,clean,0,0,0.9,batch\n"
+                "b,suspect,1,0,0.2,batch pbnr 1->0\n"
+                "c,clean,1,1,0.7,batch\n"
+                "\"d,1\",clean,0,0,0.6,batch\n"
+                "e,suspect,0,1,0.2,batch pbnr 0->1\n";
+        struct score_files f;
+        char *got, *at;
+
+        (void)state;
+        make_inputs(&f, labels_csv);
+        assert_int_equal(run_score(&f, "--out", f.out, NULL), 0);
+        got = tooltest_read(f.out, NULL);
+        at = strstr(got, tail);
+        assert_non_null(at);
+        assert_string_equal(at, tail);
+        free(got);
+        assert_file_text(f.stdout_path,
+                         "items=10 clean=3 suspect=2 rejected=5\n");
+}
+
+/* A decision window of two items, no warm-up: each record is written
+ * once two later ones are counted, the last two at the end; the order
+ * of the accepted records is kept. */
+static void test_cmd_score_delay_items_keeps_order(void **state)
+{
+        struct score_files f;
+        char *got, *a, *b, *e;
+
+        (void)state;
+        make_inputs(&f, labels_csv);
+        assert_int_equal(run_score(&f, "--warmup-total", "0",
+                                   "--warmup-class", "0", "--delay-items",
+                                   "2", "--out", f.out, NULL),
+                         0);
+        got = tooltest_read(f.out, NULL);
+        a = strstr(got, "\na,");
+        b = strstr(got, "\nb,");
+        e = strstr(got, "\ne,");
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_non_null(e);
+        assert_true(a < b && b < e);
+        assert_null(strstr(got, ",held,"));
+        assert_null(strstr(got, "warmup"));
+        free(got);
 }
 
 /* Without a row column, record i uses row i; the id may be absent too. */
@@ -246,7 +303,9 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cmd_score_predicted_neq_given_verdicts),
-                cmocka_unit_test(test_cmd_score_default_filter_warms_up),
+                cmocka_unit_test(test_cmd_score_pass_policy_warms_up),
+                cmocka_unit_test(test_cmd_score_default_holds_then_batch),
+                cmocka_unit_test(test_cmd_score_delay_items_keeps_order),
                 cmocka_unit_test(test_cmd_score_record_order_rows),
                 cmocka_unit_test(test_cmd_score_config_class_names),
                 cmocka_unit_test(test_cmd_score_width_mismatch_rejects),
