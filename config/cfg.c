@@ -1320,7 +1320,7 @@ int cfg_load_file(const char *path, struct cfg **ret_cfg,
         struct cfg_error local;
         char *text = NULL;
         size_t len = 0;
-        FILE *fp;
+        FILE *fp = NULL;
         int rc;
 
         if (!err)
