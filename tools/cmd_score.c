@@ -8,6 +8,7 @@
 #include "cmds.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #include "cli.h"
 #include "csvread.h"
 #include "npy.h"
+
+#define SHOWN_NAME_MAX 64 /* bytes of an unknown class name in a reason */
 
 struct score_opts {
         const char *labels, *probs, *config, *out;
@@ -135,7 +138,7 @@ static int parse_options(int argc, char **argv, struct score_opts *o)
                  &o->warmup_total_given},
                 {"warmup-class", CLI_DOUBLE, &o->warmup_class, 0, 1e15,
                  &o->warmup_class_given},
-                {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, 1,
+                {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, DBL_MAX,
                  &o->sum_tol_given},
                 {"warmup-policy", CLI_STRING, &o->policy, 0, 0, NULL},
                 {"delay-items", CLI_UNSIGNED, &o->delay_items, 0,
@@ -431,12 +434,33 @@ static void write_verdict(const struct score_run *s, const char *id,
         putc('\n', s->out);
 }
 
+/*
+ * The reason of a rejected record: the CL_E_* name; for a label that is
+ * neither an integer nor a known class, followed by the class name as the
+ * daemon's dead-letter reason gives it.
+ */
 static void write_rejected(const struct score_run *s, int code)
 {
+        const char *label = csv_field(s->csv, (size_t)s->col.label);
+        char reason[160];
+
+        if (code == CL_E_LABEL_TYPE && s->cfg != NULL)
+                snprintf(reason, sizeof(reason),
+                         "%s: unknown class name '%.*s'", cl_err_name(code),
+                         SHOWN_NAME_MAX, label);
+        else if (code == CL_E_LABEL_TYPE)
+                snprintf(reason, sizeof(reason),
+                         "%s: class name '%.*s' given but there are no "
+                         "class names (give --config)",
+                         cl_err_name(code), SHOWN_NAME_MAX, label);
+        else
+                snprintf(reason, sizeof(reason), "%s", cl_err_name(code));
         put_id(s);
         fputs(",rejected,", s->out);
-        put_field(s->out, csv_field(s->csv, (size_t)s->col.label));
-        fprintf(s->out, ",,,%s\n", cl_err_name(code));
+        put_field(s->out, label);
+        fputs(",,,", s->out);
+        put_field(s->out, reason);
+        putc('\n', s->out);
 }
 
 /* Whether the current record's label is wrong, from the truth field:

@@ -57,7 +57,8 @@ static const char expected_pred[] =
         "\"d,1\",clean,0,0,0.6,argmax\n"
         "e,suspect,0,1,0.2,pred 0->1\n"
         "f,rejected,5,,,CL_E_LABEL_RANGE\n"
-        "g,rejected,cat,,,CL_E_LABEL_TYPE\n"
+        "g,rejected,cat,,,CL_E_LABEL_TYPE: class name 'cat' given but "
+        "there are no class names (give --config)\n"
         "h,rejected,0,,,CL_E_ROW_SUM\n"
         "i,rejected,0,,,CL_E_NONFINITE\n"
         "j,rejected,0,,,CL_E_RANGE\n";
@@ -239,7 +240,8 @@ static void test_cmd_score_config_class_names(void **state)
         assert_file_text(f.out, "id,verdict,given,suggested,quality,reason\n"
                                 "a,clean,0,0,0.9,argmax\n"
                                 "b,suspect,1,0,0.2,pred 1->0\n"
-                                "c,rejected,bird,,,CL_E_LABEL_TYPE\n");
+                                "c,rejected,bird,,,CL_E_LABEL_TYPE: "
+                                "unknown class name 'bird'\n");
         assert_file_text(f.stdout_path,
                          "items=3 clean=1 suspect=1 rejected=1 "
                          "precision=1.000 recall=1.000 f1=1.000\n");
