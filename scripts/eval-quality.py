@@ -15,10 +15,10 @@ scorer reads and counts its output against the ground truth.
       Prints one line `key=value ...` with flagged, tp, precision,
       recall, f1 and (label-errors sets) checked precision.
 
-  eval-quality.py doc DATA RESULTS TRIED SEED QUALITY.md
+  eval-quality.py doc DATA RESULTS TRIED DELAYED SEED QUALITY.md
       Rewrites the part of QUALITY.md between the two "generated"
-      markers from the count lines in RESULTS and TRIED and the batch
-      figures of DATA/reference/*/summary.json.
+      markers from the count lines in RESULTS, TRIED and DELAYED and the
+      batch figures of DATA/reference/*/summary.json.
 """
 import ast
 import csv
@@ -264,7 +264,22 @@ def tried_table(rows):
     return out
 
 
-def doc(data, results, tried, seed, path):
+def delayed_table(data, rows):
+    out = ["| set | filter | delay_items | flagged | P | R | F1 | batch F1 "
+           "| F1 online - batch |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        with open("%s/reference/%s/summary.json" % (data, r["set"])) as f:
+            ref = json.load(f)["metrics_vs_ground_truth"]
+        b = ref[BATCH_KEY.get(r["filter"], r["filter"])]["f1"]
+        out.append("| %s | %s | %s | %s | %s | %s | %.4f | %.4f | %+.4f |" % (
+            r["set"], r["filter"], r["delay"], r["flagged"],
+            fmt(r["precision"]), fmt(r["recall"]), float(r["f1"]), b,
+            float(r["f1"]) - b))
+    return out
+
+
+def doc(data, results, tried, delayed, seed, path):
     rows = parse_lines(results)
     lines = [BEGIN, ""]
     titles = {"cifar10h": "CIFAR-10H stream (511,000 annotations, seq "
@@ -281,7 +296,9 @@ def doc(data, results, tried, seed, path):
               "F1 differences use four decimals; the other figures three."
               % seed, "",
               "### Warm-up policy and size, `prune_by_noise_rate`", ""]
-    lines += tried_table(parse_lines(tried)) + ["", END]
+    lines += tried_table(parse_lines(tried)) + [""]
+    lines += ["### Decision window (`delay_items`), warm-up hold", ""]
+    lines += delayed_table(data, parse_lines(delayed)) + ["", END]
     with open(path) as f:
         text = f.read()
     start, stop = text.find(BEGIN), text.find(END)
@@ -297,8 +314,8 @@ def main(argv):
         prep(argv[2], argv[3], int(argv[4], 0))
     elif len(argv) == 7 and argv[1] == "count":
         count(argv[2], argv[3], argv[4], argv[5], argv[6])
-    elif len(argv) == 7 and argv[1] == "doc":
-        doc(argv[2], argv[3], argv[4], argv[5], argv[6])
+    elif len(argv) == 8 and argv[1] == "doc":
+        doc(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7])
     else:
         sys.stderr.write(__doc__)
         return 2
