@@ -18,6 +18,7 @@
 
 #include "cl.h"
 #include "cl_batch.h"
+#include "batch_state.h"
 #include "cli.h"
 #include "csvread.h"
 #include "npy.h"
@@ -27,6 +28,7 @@
 struct batch_opts {
         const char *labels, *probs, *label_col, *row_col, *filter;
         const char *sort, *rank_by, *out;
+        const char *config, *state_out; /* --state-out needs --config */
         enum cl_batch_score score; /* parsed --rank-by */
         bool summary;
         unsigned min_examples;
@@ -73,6 +75,12 @@ static void usage(FILE *out)
                 "(1, 1.0)\n"
                 "  --sum-tol T             reject rows whose sum is off by "
                 "more (0: off)\n"
+                "  --state-out FILE        also write the statistics the "
+                "daemon would have after\n"
+                "                          these rows, in order, for "
+                "state.initial; needs\n"
+                "  --config FILE           the daemon's configuration "
+                "(classes, filter)\n"
                 "\n"
                 "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
@@ -110,6 +118,8 @@ static int parse_args(int argc, char **argv, struct batch_opts *o)
                  1e9, NULL},
                 {"frac-noise", CLI_DOUBLE, &o->frac_noise, 1e-12, 1, NULL},
                 {"sum-tol", CLI_DOUBLE, &o->sum_tol, 0, DBL_MAX, NULL},
+                {"config", CLI_STRING, &o->config, 0, 0, NULL},
+                {"state-out", CLI_STRING, &o->state_out, 0, 0, NULL},
         };
         int rc;
 
@@ -128,6 +138,11 @@ static int parse_args(int argc, char **argv, struct batch_opts *o)
         }
         if (o->rank_by && parse_score(o->rank_by, &o->score) < 0)
                 return CLI_E_USAGE;
+        if (o->state_out && !o->config) {
+                fprintf(stderr, NAME ": --state-out needs --config, the "
+                                     "daemon's configuration\n");
+                return CLI_E_USAGE;
+        }
         return CLI_OK;
 }
 
@@ -620,6 +635,9 @@ int cmd_batch(int argc, char **argv)
                 return 2;
         }
         rc = load_input(&o, &in) < 0 ? 1 : run(&o, &in);
+        if (rc == 0 && o.state_out)
+                rc = batch_state_write(o.config, o.state_out, in.labels,
+                                       in.probs, in.n, in.k);
         free(in.labels);
         free(in.probs);
         return rc;

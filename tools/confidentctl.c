@@ -1,7 +1,6 @@
 /*
  * confidentctl.c - the command-line companion of confidentd: dispatches
- * to the subcommands of cmds.h that this build includes (the build
- * defines CFD_HAVE_CMD_<NAME> for each).
+ * to the subcommands of cmds.h.
  */
 #include "cmds.h"
 
@@ -19,26 +18,14 @@ struct command {
 };
 
 static const struct command commands[] = {
-#ifdef CFD_HAVE_CMD_BROKER
         {"broker", cmd_broker, "run an embedded (mock) Kafka broker"},
-#endif
-#ifdef CFD_HAVE_CMD_REPLAY
         {"replay", cmd_replay, "send a labels CSV + .npy to a Kafka topic"},
-#endif
-#ifdef CFD_HAVE_CMD_EVALUATE
         {"evaluate", cmd_evaluate,
          "read the output topics, report precision and recall"},
-#endif
-#ifdef CFD_HAVE_CMD_SIMULATE
         {"simulate", cmd_simulate,
          "write a synthetic annotation stream and model probabilities"},
-#endif
-#ifdef CFD_HAVE_CMD_SCORE
         {"score", cmd_score, "run the streaming filter offline over files"},
-#endif
-#ifdef CFD_HAVE_CMD_BATCH
         {"batch", cmd_batch, "exact batch confident learning over files"},
-#endif
         {NULL, NULL, NULL},
 };
 
