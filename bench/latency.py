@@ -4,7 +4,8 @@
 
 The three .txt files hold "key CreateTime_ms" lines (kcat -f '%k %T\\n')
 of the input topic and of the outputs; an output is matched to the input
-of the same key.  METRICS.txt is the daemon's /metrics page, whose
+of the same key; only inputs created after the first output count
+(steady state).  METRICS.txt is the daemon's /metrics page, whose
 confidentd_delivery_latency_seconds histogram gives consume-to-delivery
 percentiles by linear interpolation inside a bucket.  Prints one line of
 key=value pairs.
@@ -47,12 +48,15 @@ def hist_pct(buckets, q):
 
 def main():
     inp = read_ts(sys.argv[1])
-    lat = []
+    pairs = []
     for path in sys.argv[2:4]:
         for key, ts in read_ts(path).items():
             if key in inp:
-                lat.append(ts - inp[key])
-    lat.sort()
+                pairs.append((inp[key], ts))
+    # Steady state only: inputs sent after the first output, so that the
+    # consumer group's first join (3 s on the mock) is not counted.
+    start = min((o for _, o in pairs), default=0)
+    lat = sorted(o - i for i, o in pairs if i >= start)
     buckets = []
     pat = re.compile(r'confidentd_delivery_latency_seconds_bucket'
                      r'\{le="([^"]+)"\} (\d+)')
@@ -61,9 +65,9 @@ def main():
             m = pat.match(line)
             if m:
                 buckets.append((float(m.group(1)), int(m.group(2))))
-    print("pairs=%d ts_p50_ms=%d ts_p99_ms=%d hist_count=%d "
+    print("steady=%d pairs=%d ts_p50_ms=%d ts_p99_ms=%d hist_count=%d "
           "hist_p50_ms=%.1f hist_p99_ms=%.1f"
-          % (len(lat), pct(lat, 0.5), pct(lat, 0.99),
+          % (len(lat), len(pairs), pct(lat, 0.5), pct(lat, 0.99),
              buckets[-1][1] if buckets else 0,
              hist_pct(buckets, 0.5), hist_pct(buckets, 0.99)))
 

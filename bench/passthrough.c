@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
@@ -352,6 +353,7 @@ int main(int argc, char **argv)
                          .interval_ms = 100};
         struct run r = {.o = &o, .t_first = -1.0};
         const struct rd_kafka_metadata *md = NULL;
+        struct rusage ru;
         double span;
         int rc = 1;
 
@@ -376,10 +378,14 @@ int main(int argc, char **argv)
         if (loop(&r) == 0 && (r.n == 0 || finish_batch(&r) == 0))
                 rc = 0;
         span = bench_clock(CLOCK_MONOTONIC) - r.t_first;
+        getrusage(RUSAGE_SELF, &ru);
         printf("passthrough items=%ld batches=%ld first_to_last_s=%.3f "
-               "items_per_s=%.0f\n",
+               "items_per_s=%.0f cpu_s=%.2f\n",
                r.done, r.batches, span,
-               r.t_first >= 0 && span > 0 ? (double)r.done / span : 0.0);
+               r.t_first >= 0 && span > 0 ? (double)r.done / span : 0.0,
+               (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) *
+                               1e-6);
 out_close:
         if (r.consumer)
                 rd_kafka_consumer_close(r.consumer);
