@@ -1054,6 +1054,97 @@ static int load_state(struct cfg_error *err, const struct cfg_node *map,
         return rc;
 }
 
+static const char *const suspect_by_names[] = {"none", "class",
+                                               "annotator"};
+
+enum { RT_SUSPECT_BY, RT_ANNOTATORS, RT_N };
+
+static const char *const routing_keys[RT_N] = {"suspect_by", "annotators"};
+
+/* <suspect topic>.<name> must be a valid topic name. */
+static bool is_topic_suffix(const struct cfg *cfg, const char *name)
+{
+        size_t len = strlen(cfg->kafka.topic_suspect) + 1 + strlen(name);
+
+        return len <= CFG_TOPIC_MAX && is_topic_name(name);
+}
+
+static int check_class_topics(struct cfg_error *err,
+                              const struct cfg_node *at, const struct cfg *cfg)
+{
+        char shown[CFG_QUOTE_SIZE];
+
+        for (unsigned i = 0; i < cfg->classes.count; i++) {
+                const char *name = cfg->classes.names[i];
+
+                if (is_topic_suffix(cfg, name))
+                        continue;
+                return cfg_error_set(err, CFG_E_VALUE, at->line, at->col,
+                                     "'suspect_by: class' needs class names "
+                                     "that fit in topic names ([A-Za-z0-9._-]); "
+                                     "%s does not",
+                                     quote(name, strlen(name), shown,
+                                           sizeof(shown)));
+        }
+        return 0;
+}
+
+static int load_annotators(struct cfg_error *err, const struct cfg_node *seq,
+                           struct cfg *cfg)
+{
+        char shown[CFG_QUOTE_SIZE];
+
+        if (seq->kind != CFG_NODE_SEQ)
+                return fail_expect(err, seq, "annotators", "a list of names");
+        cfg->routing.annotators = calloc(seq->n_kids ? seq->n_kids : 1,
+                                         sizeof(*cfg->routing.annotators));
+        if (!cfg->routing.annotators)
+                return fail_nomem(err, seq);
+        for (size_t i = 0; i < seq->n_kids; i++) {
+                const struct cfg_node *node = seq->kids[i];
+                int rc = get_string(err, node, "annotators",
+                                    &cfg->routing.annotators[i]);
+
+                if (rc < 0)
+                        return rc;
+                cfg->routing.n_annotators++;
+                if (!is_topic_suffix(cfg, node->text))
+                        return cfg_error_set(err, CFG_E_VALUE, node->line,
+                                             node->col,
+                                             "annotator %s does not fit in a "
+                                             "topic name ([A-Za-z0-9._-])",
+                                             quote_node(node, shown,
+                                                        sizeof(shown)));
+        }
+        return 0;
+}
+
+static int load_routing(struct cfg_error *err, const struct cfg_node *map,
+                        struct cfg *cfg)
+{
+        struct field f[RT_N];
+        size_t by;
+        int rc;
+
+        rc = section_fields(err, map, "routing", routing_keys, f, RT_N);
+        if (rc == 0 && f[RT_SUSPECT_BY].value) {
+                rc = get_choice(err, f[RT_SUSPECT_BY].value, "suspect_by",
+                                suspect_by_names, ARRAY_SIZE(suspect_by_names),
+                                &by);
+                cfg->routing.suspect_by = (enum cfg_suspect_by)by;
+        }
+        if (rc == 0 && f[RT_ANNOTATORS].value)
+                rc = load_annotators(err, f[RT_ANNOTATORS].value, cfg);
+        if (rc < 0)
+                return rc;
+        if (cfg->routing.suspect_by == CFG_SUSPECT_BY_CLASS)
+                return check_class_topics(err, f[RT_SUSPECT_BY].value, cfg);
+        if (cfg->routing.suspect_by == CFG_SUSPECT_BY_ANNOTATOR &&
+            !cfg->routing.n_annotators)
+                return fail_missing(err, map, "annotators", "routing");
+        return 0;
+}
+
 enum { M_LISTEN, M_N };
 
 static const char *const metrics_keys[M_N] = {"listen"};
@@ -1102,14 +1193,15 @@ enum {
         R_COMMIT,
         R_DELIVERY,
         R_STATE,
+        R_ROUTING,
         R_METRICS,
         R_LOG,
         R_N
 };
 
 static const char *const root_keys[R_N] = {
-        "kafka", "classes", "filter", "commit",
-        "delivery", "state", "metrics", "log",
+        "kafka", "classes", "filter", "commit", "delivery",
+        "state", "routing", "metrics", "log",
 };
 
 static int load_root(struct cfg_error *err, const struct cfg_node *root,
@@ -1145,6 +1237,8 @@ static int load_root(struct cfg_error *err, const struct cfg_node *root,
                 rc = load_delivery(err, f[R_DELIVERY].value, cfg);
         if (rc == 0 && f[R_STATE].value)
                 rc = load_state(err, f[R_STATE].value, cfg);
+        if (rc == 0 && f[R_ROUTING].value)
+                rc = load_routing(err, f[R_ROUTING].value, cfg);
         if (rc == 0 && f[R_METRICS].value)
                 rc = load_metrics(err, f[R_METRICS].value, cfg);
         if (rc == 0 && f[R_LOG].value)
@@ -1373,6 +1467,9 @@ void cfg_free(struct cfg *cfg)
         free(cfg->delivery.transactional_id);
         free(cfg->state.initial);
         free(cfg->metrics.listen);
+        for (size_t a = 0; a < cfg->routing.n_annotators; a++)
+                free(cfg->routing.annotators[a]);
+        free(cfg->routing.annotators);
         free(cfg);
 }
 

@@ -64,6 +64,12 @@ enum cfg_warmup_policy {
         CFG_WARMUP_HOLD,     /* held, then decided together in batch */
 };
 
+enum cfg_suspect_by {
+        CFG_SUSPECT_BY_NONE = 0,  /* every suspect to kafka.topics.suspect */
+        CFG_SUSPECT_BY_CLASS,     /* to <suspect>.<given class name> */
+        CFG_SUSPECT_BY_ANNOTATOR, /* to <suspect>.<annotator> if listed */
+};
+
 enum cfg_delivery {
         CFG_DELIVERY_EXACTLY_ONCE = 0, /* Kafka transactions */
         CFG_DELIVERY_AT_LEAST_ONCE,    /* commit after delivery */
@@ -127,6 +133,12 @@ struct cfg {
                 char *initial; /* snapshot file to start from, or NULL */
                 bool share;    /* decide with the other instances' too */
         } state;
+
+        struct {
+                enum cfg_suspect_by suspect_by; /* default none */
+                char **annotators; /* n_annotators names, topic-safe */
+                size_t n_annotators;
+        } routing;
 
         struct {
                 char *listen; /* "host:port" of /metrics, or NULL: off */

@@ -730,6 +730,48 @@ static void test_cfg_load_string_state_share_not_boolean(void **state)
                  BAD ":3:16: 'share' must be one of false, true, got 'yes'");
 }
 
+static void test_cfg_load_string_routing(void **state)
+{
+        struct cfg *cfg = load_ok(HEAD "routing: {suspect_by: class}\n");
+
+        (void)state;
+        assert_int_equal(cfg->routing.suspect_by, CFG_SUSPECT_BY_CLASS);
+        cfg_free(cfg);
+        cfg = load_ok(HEAD "routing: {suspect_by: annotator, "
+                           "annotators: [ann-1, ann.2]}\n");
+        assert_int_equal(cfg->routing.suspect_by, CFG_SUSPECT_BY_ANNOTATOR);
+        assert_int_equal(cfg->routing.n_annotators, 2);
+        assert_string_equal(cfg->routing.annotators[1], "ann.2");
+        cfg_free(cfg);
+        cfg = load_ok(HEAD);
+        assert_int_equal(cfg->routing.suspect_by, CFG_SUSPECT_BY_NONE);
+        cfg_free(cfg);
+}
+
+static void test_cfg_load_string_routing_class_names_not_topics(void **state)
+{
+        (void)state;
+        load_bad("kafka: {bootstrap: b, topics: {input: in}}\n"
+                 "classes: [a, \"b c\"]\n"
+                 "routing: {suspect_by: class}\n",
+                 CFG_E_VALUE,
+                 BAD ":3:23: 'suspect_by: class' needs class names that fit "
+                     "in topic names ([A-Za-z0-9._-]); 'b c' does not");
+}
+
+static void test_cfg_load_string_routing_annotator_invalid(void **state)
+{
+        (void)state;
+        load_bad(HEAD "routing: {suspect_by: annotator, annotators: [ok, "
+                      "\"no/slash\"]}\n",
+                 CFG_E_VALUE,
+                 BAD ":3:51: annotator 'no/slash' does not fit in a topic "
+                     "name ([A-Za-z0-9._-])");
+        load_bad(HEAD "routing: {suspect_by: annotator}\n", CFG_E_MISSING,
+                 BAD ":3:10: missing required key 'annotators' in "
+                     "'routing'");
+}
+
 static void test_cfg_load_string_state_unknown_key(void **state)
 {
         (void)state;
@@ -1470,6 +1512,11 @@ int main(void)
                 cmocka_unit_test(
                         test_cfg_load_string_state_topic_not_distinct),
                 cmocka_unit_test(test_cfg_load_string_state_unknown_key),
+                cmocka_unit_test(test_cfg_load_string_routing),
+                cmocka_unit_test(
+                        test_cfg_load_string_routing_class_names_not_topics),
+                cmocka_unit_test(
+                        test_cfg_load_string_routing_annotator_invalid),
                 cmocka_unit_test(
                         test_cfg_load_string_state_share_not_boolean),
                 cmocka_unit_test(test_cfg_load_string_null_error_and_name),
