@@ -14,6 +14,7 @@
 #include "cfd_log.h"
 #include "cfd_loop_priv.h"
 #include "cfd_peers.h"
+#include "cfd_route.h"
 #include "cfd_state.h"
 #include "msg.h"
 
@@ -321,10 +322,28 @@ static rd_kafka_headers_t *make_headers(const struct cfd_slot *slot)
 }
 
 /* Hands one output to the producer, waiting while its queue is full. */
+/* The topic of a slot's output, and its metrics id. */
+static rd_kafka_topic_t *output_topic(struct cfd_loop *loop,
+                                      struct cfd_slot *slot)
+{
+        rd_kafka_topic_t *routed = NULL;
+        int id;
+
+        slot->metric_topic = loop->metric_topic[slot->route];
+        if (slot->route == CFD_ROUTE_SUSPECT && loop->routes)
+                routed = cfd_routes_suspect(loop->routes, slot->verdict.given,
+                                            &slot->annotator, &id);
+        if (!routed)
+                return loop->out[slot->route];
+        slot->metric_topic = id;
+        return routed;
+}
+
 void cfd_loop_produce(struct cfd_loop *loop, struct cfd_slot *slot)
 {
         const rd_kafka_message_t *in = slot->in;
         rd_kafka_headers_t *hdrs = make_headers(slot);
+        rd_kafka_topic_t *rkt = output_topic(loop, slot);
         rd_kafka_resp_err_t err;
 
         if (!hdrs) {
@@ -335,7 +354,7 @@ void cfd_loop_produce(struct cfd_loop *loop, struct cfd_slot *slot)
         slot->state = CFD_SLOT_PENDING;
         for (;;) {
                 err = rd_kafka_producev(
-                        loop->producer, RD_KAFKA_V_RKT(loop->out[slot->route]),
+                        loop->producer, RD_KAFKA_V_RKT(rkt),
                         RD_KAFKA_V_KEY(in->key, in->key_len),
                         RD_KAFKA_V_VALUE(slot->drop_value ? NULL : in->payload,
                                          slot->drop_value ? 0 : in->len),
@@ -717,7 +736,7 @@ static void account_slot(struct cfd_loop *loop, const struct cfd_slot *slot,
                                     kinds[slot->verdict.tag],
                                     slot->annotator.ptr,
                                     slot->annotator.len);
-        cfd_metrics_delivered(loop->metrics, loop->metric_topic[slot->route],
+        cfd_metrics_delivered(loop->metrics, slot->metric_topic,
                               (double)(now - slot->taken_ms) / 1000.0);
 }
 
@@ -896,7 +915,8 @@ static int open_outputs(struct cfd_loop *loop, char *errbuf, size_t errsize)
                 cfd_log(CFD_LOG_DEBUG, "output_ready", "route=%s topic=%s",
                         route_names[r], names[r]);
         }
-        return 0;
+        return cfd_routes_new(loop->producer, loop->cfg, loop->metrics,
+                              &loop->routes, errbuf, errsize);
 }
 
 static int subscribe(struct cfd_loop *loop, char *errbuf, size_t errsize)
@@ -1056,6 +1076,7 @@ void cfd_loop_free(struct cfd_loop *loop)
                         rd_kafka_topic_destroy(loop->out[r]);
         if (loop->state_topic)
                 rd_kafka_topic_destroy(loop->state_topic);
+        cfd_routes_free(loop->routes);
         if (loop->producer) {
                 /* Every batch waited for its deliveries: nothing is left
                  * but what a failed start produced (nothing). */

@@ -41,6 +41,7 @@ struct cfd_slot {
         bool drop_value;        /* dead-letter without the value, which
                                  * the broker refused as output */
         int64_t taken_ms;       /* when consumed, for the latency metric */
+        int metric_topic;       /* metrics id of the output topic */
         struct msg_str annotator; /* into the message, for metrics */
         enum cfd_route route;
         enum cfd_slot_state state;
@@ -66,6 +67,7 @@ struct cfd_poison {
 #define CFD_POISON_MAX 64
 
 struct cfd_peers;
+struct cfd_routes;
 
 struct cfd_loop {
         const struct cfg *cfg;
@@ -83,6 +85,7 @@ struct cfd_loop {
         rd_kafka_t *consumer;
         rd_kafka_t *producer;
         rd_kafka_topic_t *out[CFD_ROUTE_COUNT];
+        struct cfd_routes *routes; /* routing.suspect_by topics */
 
         /* Exactly-once only: the state topic and the committed state. */
         bool transactional;

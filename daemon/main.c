@@ -23,6 +23,7 @@
 #include "cfd_mock.h"
 #include "cfd_notify.h"
 #include "cfd_params.h"
+#include "cfd_route.h"
 #include "cfg.h"
 #include "cl.h"
 
@@ -171,6 +172,7 @@ static struct cfd_mock *start_embedded(const struct cfg *cfg)
         struct cfd_mock_error err;
         struct cfd_mock *mock = NULL;
         int partitions = (int)cfg->kafka.embedded_partitions;
+        char routed[256];
 
         if (cfd_mock_new(1, NULL, &mock, &err) < 0)
                 goto fail;
@@ -181,6 +183,11 @@ static struct cfd_mock *start_embedded(const struct cfg *cfg)
                 if (cfd_mock_topic_create(mock, topics[i], partitions,
                                           &err) < 0)
                         goto fail;
+        for (size_t i = 0; i < cfd_routes_count(cfg); i++) {
+                cfd_routes_name(cfg, i, routed, sizeof(routed));
+                if (cfd_mock_topic_create(mock, routed, partitions, &err) < 0)
+                        goto fail;
+        }
         cfd_log(CFD_LOG_INFO, "embedded_broker", "bootstrap=%s partitions=%d",
                 cfd_mock_bootstraps(mock), partitions);
         return mock;
