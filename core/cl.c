@@ -593,3 +593,29 @@ int cl_state_merge(struct cl_state *dst, const struct cl_state *src)
         cl_state_refresh(dst);
         return 0;
 }
+
+/* The parameters that shape the state's memory or its weights. */
+static bool same_layout(const struct cl_params *a, const struct cl_params *b)
+{
+        return a->k == b->k && a->filter == b->filter &&
+               a->half_life == b->half_life && a->bins == b->bins &&
+               a->cells == b->cells && a->warmup_policy == b->warmup_policy &&
+               a->delay_items == b->delay_items;
+}
+
+int cl_state_set_params(struct cl_state *st, const struct cl_params *p)
+{
+        int rc = cl_params_check(p);
+
+        if (rc < 0)
+                return rc;
+        if (!same_layout(&st->p, p) ||
+            cl_hold_capacity(p) > cl_hold_capacity(&st->p))
+                return CL_E_MISMATCH;
+        st->p.warmup_total = p->warmup_total;
+        st->p.warmup_class = p->warmup_class;
+        st->p.min_examples = p->min_examples;
+        st->p.sum_tol = p->sum_tol;
+        st->p.low_final_filter = p->low_final_filter;
+        return 0;
+}

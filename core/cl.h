@@ -181,6 +181,17 @@ int cl_state_new(const struct cl_params *p, struct cl_state **ret_state);
 /* Frees the state; NULL does nothing. */
 void cl_state_free(struct cl_state *st);
 
+/*
+ * Changes the parameters of a live state where that needs no new layout:
+ * warmup_total, warmup_class, min_examples, sum_tol and low_final_filter
+ * (warmup_total only as far as the hold buffer allocated by
+ * cl_state_new() still fits).  Returns 0, CL_E_PARAM when p is invalid,
+ * or CL_E_MISMATCH when p differs in anything else (K, filter, bins,
+ * half-life, cells, warm-up policy, decision window) or needs a larger
+ * hold buffer; the state is then unchanged.
+ */
+int cl_state_set_params(struct cl_state *st, const struct cl_params *p);
+
 /* The parameters the state was made with. */
 const struct cl_params *cl_state_params(const struct cl_state *st);
 

@@ -218,6 +218,70 @@ static void test_cl_params_check_rejects(void **unused)
         assert_int_equal(cl_params_check(NULL), CL_E_PARAM);
 }
 
+static void test_cl_state_set_params_soft_fields_only(void **unused)
+{
+        struct cl_params p, q;
+        struct cl_state *st = NULL;
+        struct cl_verdict v;
+        uint64_t seed = 7;
+        double row[4];
+        long label;
+
+        (void)unused;
+        cl_params_init(&p, 4);
+        p.warmup_policy = CL_WARMUP_PASS;
+        p.warmup_total = 1000;
+        assert_int_equal(cl_state_new(&p, &st), 0);
+        feed_synth(st, &seed, 100, 0.1);
+
+        /* Still warming up under the old value ... */
+        label = synth_row(&seed, 4, 0.1, row);
+        assert_int_equal(cl_observe(st, label, row, 4, &v, NULL), 0);
+        assert_int_equal(v.tag, CL_TAG_WARMUP);
+
+        /* ... judged at once under the new one. */
+        q = p;
+        q.warmup_total = 50;
+        q.warmup_class = 5;
+        q.sum_tol = 0.01;
+        assert_int_equal(cl_state_set_params(st, &q), 0);
+        assert_true(cl_state_params(st)->warmup_total == 50);
+        assert_true(cl_state_params(st)->sum_tol == 0.01);
+        label = synth_row(&seed, 4, 0.1, row);
+        assert_int_equal(cl_observe(st, label, row, 4, &v, NULL), 0);
+        assert_int_not_equal(v.tag, CL_TAG_WARMUP);
+
+        /* Layout changes and invalid values are refused, state kept. */
+        q = p;
+        q.filter = CL_FILTER_PRUNE_BY_CLASS;
+        assert_int_equal(cl_state_set_params(st, &q), CL_E_MISMATCH);
+        q = p;
+        q.bins = 512;
+        assert_int_equal(cl_state_set_params(st, &q), CL_E_MISMATCH);
+        q = p;
+        q.warmup_class = -1;
+        assert_int_equal(cl_state_set_params(st, &q), CL_E_PARAM);
+        assert_true(cl_state_params(st)->warmup_total == 50);
+        cl_state_free(st);
+}
+
+static void test_cl_state_set_params_hold_buffer_bound(void **unused)
+{
+        struct cl_params p, q;
+        struct cl_state *st = NULL;
+
+        (void)unused;
+        cl_params_init(&p, 3);
+        p.warmup_total = 200; /* hold policy: a 200-row buffer */
+        assert_int_equal(cl_state_new(&p, &st), 0);
+        q = p;
+        q.warmup_total = 100;
+        assert_int_equal(cl_state_set_params(st, &q), 0);
+        q.warmup_total = 400; /* more than the buffer made for 200 */
+        assert_int_equal(cl_state_set_params(st, &q), CL_E_MISMATCH);
+        cl_state_free(st);
+}
+
 static void test_cl_state_new_refuses_huge_state(void **unused)
 {
         struct cl_params p;
@@ -1107,6 +1171,8 @@ int main(void)
                 cmocka_unit_test(test_cl_params_init_defaults),
                 cmocka_unit_test(test_cl_params_check_rejects),
                 cmocka_unit_test(test_cl_state_new_refuses_huge_state),
+                cmocka_unit_test(test_cl_state_set_params_soft_fields_only),
+                cmocka_unit_test(test_cl_state_set_params_hold_buffer_bound),
                 cmocka_unit_test(test_cl_label_from_double_rejects_fraction),
                 cmocka_unit_test(test_cl_observe_example_first_pass_by_hand),
                 cmocka_unit_test(
