@@ -47,7 +47,16 @@ readonly CLASSES=4
 readonly WAIT_S=60
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/confidentd-faults.XXXXXX")
-trap 'exec 3>&- 2>/dev/null; cfd_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+# On failure (or with KEEP set) the work folder, with every log, stays.
+keep_or_remove() {
+        if [ "$1" -ne 0 ] || [ -n "${KEEP:-}" ]; then
+                echo "logs kept in $work" >&2
+        else
+                rm -rf "$work"
+        fi
+}
+# shellcheck disable=SC2154 # rc is set in the trap itself
+trap 'rc=$?; exec 3>&-; cfd_cleanup; keep_or_remove "$rc"' EXIT
 
 fail() {
         echo "FAIL: $*" >&2

@@ -76,7 +76,15 @@ readonly EXIT_TIMEOUT_S=90
 readonly KAFKA_LIBS=${CFD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/confidentd}/kafka-${CFD_KAFKA_VERSION:-3.9.2}/libs
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/confidentd-eo.XXXXXX")
-trap 'cfd_cleanup; kafka_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+# On failure (or with KEEP set) the work folder, with every log, stays.
+keep_or_remove() {
+        if [ "$1" -ne 0 ] || [ -n "${KEEP:-}" ]; then
+                echo "logs kept in $work" >&2
+        else
+                rm -rf "$work"
+        fi
+}
+trap 'rc=$?; cfd_cleanup; kafka_cleanup; keep_or_remove "$rc"' EXIT
 broker=$work/broker
 
 fail() {
