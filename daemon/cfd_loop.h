@@ -59,13 +59,30 @@ int cfd_loop_new(const struct cfg *cfg, const char *bootstrap,
                  struct cfd_loop **ret_loop, char *errbuf, size_t errsize);
 
 /*
- * Runs until *stop becomes non-zero or a fatal client error occurs.  On
- * return the current batch is finished: delivered and committed, or (when
- * delivery was impossible before the shutdown grace period ended) left
+ * Runs until *stop becomes non-zero, *reload does, or a fatal client
+ * error occurs.  On return the current batch is finished: committed, or
+ * (when that was impossible before the shutdown grace period ended) left
  * uncommitted so that it is consumed again after a restart.  Returns 0 on
- * a requested stop with everything committed, -1 otherwise.
+ * a requested stop with everything committed, CFD_LOOP_RELOAD on a reload
+ * request, -1 otherwise.
  */
-int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop);
+int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop,
+                 volatile sig_atomic_t *reload);
+
+/* cfd_loop_run() returns this when *reload was set: the batch in hand is
+ * committed and the caller may call cfd_loop_reconfigure(). */
+#define CFD_LOOP_RELOAD 1
+
+/*
+ * Applies a new configuration between batches: filter warm-up and
+ * thresholds of cl_state_set_params(), commit cadence, routing.  cfg is
+ * borrowed from now on (the caller frees the old one on success); it must
+ * differ only in what cfd_reload_restart_key() allows.  Returns 0, or -1
+ * with errbuf filled and the loop unchanged.
+ */
+int cfd_loop_reconfigure(struct cfd_loop *loop, const struct cfg *cfg,
+                         const struct cl_params *params, char *errbuf,
+                         size_t errsize);
 
 /*
  * Leaves the consumer group, flushes the producer and frees everything.

@@ -23,6 +23,7 @@
 #include "cfd_mock.h"
 #include "cfd_notify.h"
 #include "cfd_params.h"
+#include "cfd_reload.h"
 #include "cfd_route.h"
 #include "cfg.h"
 #include "cl.h"
@@ -34,6 +35,7 @@
 #define EXIT_USAGE 2
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 struct options {
         const char *config_path;
@@ -47,6 +49,12 @@ static void on_stop_signal(int sig)
         stop_requested = 1;
 }
 
+static void on_reload_signal(int sig)
+{
+        (void)sig;
+        reload_requested = 1;
+}
+
 static int install_signals(void)
 {
         struct sigaction sa;
@@ -56,6 +64,9 @@ static int install_signals(void)
         sigemptyset(&sa.sa_mask);
         if (sigaction(SIGTERM, &sa, NULL) < 0 ||
             sigaction(SIGINT, &sa, NULL) < 0)
+                return -1;
+        sa.sa_handler = on_reload_signal;
+        if (sigaction(SIGHUP, &sa, NULL) < 0)
                 return -1;
         sa.sa_handler = SIG_IGN;
         return sigaction(SIGPIPE, &sa, NULL);
@@ -243,7 +254,54 @@ static struct cfd_metrics *start_metrics(const struct cfg *cfg)
         return m;
 }
 
-static int run(const struct options *opt, const struct cfg *cfg,
+/*
+ * SIGHUP: loads the configuration file again and applies what may change
+ * while running.  On any error the running configuration stays and the
+ * error is logged.  Returns the configuration now in force.
+ */
+static struct cfg *reload(const struct options *opt, struct cfg *cfg,
+                          struct cfd_loop *loop)
+{
+        struct cl_params params;
+        struct cfg_error cerr;
+        struct cfg *fresh = NULL;
+        const char *key;
+        char err[512];
+
+        if (cfg_load_file(opt->config_path, &fresh, &cerr) < 0) {
+                cfg_error_format(&cerr, err, sizeof(err));
+                goto fail;
+        }
+        if (cfd_params_from_cfg(fresh, &params, err, sizeof(err)) < 0 ||
+            cfd_kafka_check_config(fresh, err, sizeof(err)) < 0)
+                goto fail;
+        key = cfd_reload_restart_key(cfg, fresh);
+        if (key) {
+                snprintf(err, sizeof(err), "'%s' changed: that needs a restart",
+                         key);
+                goto fail;
+        }
+        if (cfd_loop_reconfigure(loop, fresh, &params, err, sizeof(err)) < 0)
+                goto fail;
+        apply_log_config(fresh);
+        cfd_log(CFD_LOG_INFO, "reloaded",
+                "config=%s filter=%s suspect_by=%d level=%s",
+                opt->config_path, cl_filter_name(params.filter),
+                (int)fresh->routing.suspect_by,
+                cfd_log_level_name(cfd_log_get_level()));
+        cfg_free(cfg);
+        return fresh;
+
+fail:
+        cfd_log(CFD_LOG_ERROR, "reload_failed",
+                "config=%s err=\"%s\" action=keep_running_config",
+                opt->config_path, err);
+        cfg_free(fresh);
+        return cfg;
+}
+
+/* Runs the daemon; takes ownership of cfg (replaced by reloads). */
+static int run(const struct options *opt, struct cfg *cfg,
                const struct cl_params *params)
 {
         struct cfd_loop_observers obs = {NULL, NULL};
@@ -276,7 +334,17 @@ static int run(const struct options *opt, const struct cfg *cfg,
                         : "at_least_once");
         cfd_notify_ready(obs.notify);
 
-        status = cfd_loop_run(loop, &stop_requested) == 0 ? 0 : 1;
+        for (;;) {
+                int rc = cfd_loop_run(loop, &stop_requested,
+                                      &reload_requested);
+
+                if (rc != CFD_LOOP_RELOAD) {
+                        status = rc == 0 ? 0 : 1;
+                        break;
+                }
+                reload_requested = 0;
+                cfg = reload(opt, cfg, loop);
+        }
         log_stopped(loop, status);
 out:
         /* Clients first, then the cluster they talk to. */
@@ -284,6 +352,7 @@ out:
         cfd_mock_free(mock);
         cfd_metrics_free(obs.metrics);
         cfd_notify_free(obs.notify);
+        cfg_free(cfg);
         return status;
 }
 
@@ -318,6 +387,5 @@ int main(int argc, char **argv)
         cfd_log(CFD_LOG_INFO, "start", "version=%s config=%s", CFD_VERSION,
                 opt.config_path);
         status = run(&opt, cfg, &params);
-        cfg_free(cfg);
         return status;
 }
