@@ -266,7 +266,7 @@ static int get_choice(struct cfg_error *err, const struct cfg_node *node,
                       size_t *ret)
 {
         char expect[160] = "one of ";
-        size_t i;
+        size_t i = 0;
 
         for (i = 0; is_value(node) && i < n; i++) {
                 if (strcmp(node->text, names[i]) == 0) {
@@ -429,7 +429,7 @@ static int find_repeat(struct cfg_error *err, const struct cfg_node *parent,
                        const struct cfg_node **ret_dup)
 {
         const struct cfg_node **sorted, *dup = NULL;
-        size_t i;
+        size_t i = 0;
 
         *ret_dup = NULL;
         if (n < 2)
@@ -484,7 +484,7 @@ static int check_prop(struct cfg_error *err, const struct cfg_node *key,
                       const struct cfg_node *value, const char *where)
 {
         char name[CFG_QUOTE_SIZE], shown[CFG_QUOTE_SIZE];
-        size_t i;
+        size_t i = 0;
 
         if (!is_value(key) || key->len == 0)
                 return cfg_error_set(err, CFG_E_VALUE, key->line, key->col,
@@ -793,7 +793,7 @@ static int check_class_names(struct cfg_error *err,
         char label[CFG_SHOW_MAX + 1];
         char shown[CFG_QUOTE_SIZE];
         const struct cfg_node *item, *dup;
-        size_t i;
+        size_t i = 0;
         int rc;
 
         if (seq->n_kids < 2 || seq->n_kids > CFG_CLASSES_MAX)
@@ -829,7 +829,7 @@ static int check_class_names(struct cfg_error *err,
 static int classes_from_list(struct cfg_error *err,
                              const struct cfg_node *seq, struct cfg *cfg)
 {
-        size_t i;
+        size_t i = 0;
         int rc;
 
         rc = check_class_names(err, seq);
@@ -884,7 +884,7 @@ static const char *const warmup_policies[] = {"pass", "hold"};
 static int load_warmup_policy(struct cfg_error *err,
                               const struct cfg_node *node, struct cfg *cfg)
 {
-        size_t i;
+        size_t i = 0;
         int rc = get_choice(err, node, "warmup_policy", warmup_policies,
                             ARRAY_SIZE(warmup_policies), &i);
 
@@ -896,7 +896,7 @@ static int load_warmup_policy(struct cfg_error *err,
 static int load_method(struct cfg_error *err, const struct cfg_node *node,
                        struct cfg *cfg)
 {
-        size_t i;
+        size_t i = 0;
         int rc;
 
         rc = get_choice(err, node, "method", filter_methods,
@@ -969,7 +969,7 @@ static int load_log(struct cfg_error *err, const struct cfg_node *map,
                     struct cfg *cfg)
 {
         struct field f[L_N];
-        size_t level;
+        size_t level = 0;
         int rc;
 
         rc = section_fields(err, map, "log", log_keys, f, L_N);
@@ -996,7 +996,7 @@ static int load_delivery(struct cfg_error *err, const struct cfg_node *map,
                          struct cfg *cfg)
 {
         struct field f[D_N];
-        size_t mode;
+        size_t mode = 0;
         int rc;
 
         rc = section_fields(err, map, "delivery", delivery_keys, f, D_N);
@@ -1039,7 +1039,7 @@ static int load_state(struct cfg_error *err, const struct cfg_node *map,
                       struct cfg *cfg)
 {
         struct field f[S_N];
-        size_t share;
+        size_t share = 0;
         int rc;
 
         rc = section_fields(err, map, "state", state_keys, f, S_N);
@@ -1049,7 +1049,8 @@ static int load_state(struct cfg_error *err, const struct cfg_node *map,
         if (rc == 0 && f[S_SHARE].value) {
                 rc = get_choice(err, f[S_SHARE].value, "share", booleans,
                                 ARRAY_SIZE(booleans), &share);
-                cfg->state.share = share == 1;
+                if (rc == 0)
+                        cfg->state.share = share == 1;
         }
         return rc;
 }
@@ -1123,7 +1124,7 @@ static int load_routing(struct cfg_error *err, const struct cfg_node *map,
                         struct cfg *cfg)
 {
         struct field f[RT_N];
-        size_t by;
+        size_t by = 0;
         int rc;
 
         rc = section_fields(err, map, "routing", routing_keys, f, RT_N);
@@ -1131,7 +1132,8 @@ static int load_routing(struct cfg_error *err, const struct cfg_node *map,
                 rc = get_choice(err, f[RT_SUSPECT_BY].value, "suspect_by",
                                 suspect_by_names, ARRAY_SIZE(suspect_by_names),
                                 &by);
-                cfg->routing.suspect_by = (enum cfg_suspect_by)by;
+                if (rc == 0)
+                        cfg->routing.suspect_by = (enum cfg_suspect_by)by;
         }
         if (rc == 0 && f[RT_ANNOTATORS].value)
                 rc = load_annotators(err, f[RT_ANNOTATORS].value, cfg);
@@ -1434,7 +1436,7 @@ int cfg_load_file(const char *path, struct cfg **ret_cfg,
 
 static void props_release(struct cfg_props *props)
 {
-        size_t i;
+        size_t i = 0;
 
         for (i = 0; i < props->n; i++) {
                 free(props->v[i].name);

@@ -578,17 +578,29 @@ int cfd_loop_release_held(struct cfd_loop *loop, bool force)
         return 0;
 }
 
-/* Whether the batch must end now: full, past its deadline (unless items
- * are held and have not waited max_hold_ms), or stopping. */
+/* A batch takes commit.max_items items besides the ones held, so that
+ * neither the batch size nor dead letters cut a hold short. */
+static size_t batch_capacity(const struct cfd_loop *loop,
+                             const struct cfg *cfg)
+{
+        return (size_t)cfg->commit.max_items +
+               cl_state_hold_capacity(loop->state);
+}
+
+/* Whether the batch must end now: max_items items besides those held, or
+ * past its deadline (unless items are held and have not waited
+ * max_hold_ms). */
 static bool batch_due(const struct cfd_loop *loop, int64_t deadline)
 {
+        size_t held = cl_state_held(cfd_loop_decider(loop));
         int64_t now = cfd_now_ms();
 
-        if (loop->n_slots >= loop->cap_slots)
+        if (loop->n_slots >= loop->cap_slots ||
+            loop->n_slots - held >= loop->cfg->commit.max_items)
                 return true;
         if (deadline < 0 || now < deadline)
                 return false;
-        return cl_state_held(cfd_loop_decider(loop)) == 0 ||
+        return held == 0 ||
                now - loop->hold_since_ms >= loop->cfg->filter.max_hold_ms;
 }
 
@@ -596,11 +608,12 @@ static bool batch_due(const struct cfd_loop *loop, int64_t deadline)
  * Fills the batch until it holds max_items messages, interval_ms passed
  * since its first message, or a stop is requested.
  */
-static void batch_fill(struct cfd_loop *loop, volatile sig_atomic_t *stop)
+static void batch_fill(struct cfd_loop *loop)
 {
         int64_t deadline = -1;
 
-        while (!*stop && !loop->fatal && !batch_due(loop, deadline)) {
+        while (!*loop->stop && !*loop->reload && !loop->fatal &&
+               !batch_due(loop, deadline)) {
                 int wait_ms = CFD_POLL_SLICE_MS;
                 rd_kafka_message_t *m;
 
@@ -755,14 +768,16 @@ void cfd_loop_account(struct cfd_loop *loop)
         cfd_metrics_thresholds(loop->metrics, loop->thresholds, k);
 }
 
-int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop)
+int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop,
+                 volatile sig_atomic_t *reload)
 {
         int rc = 0;
 
         loop->stop = stop;
+        loop->reload = reload;
         loop->progress.last_ms = cfd_now_ms();
-        while (!cfd_loop_stopping(loop) && !loop->fatal) {
-                batch_fill(loop, stop);
+        while (!cfd_loop_stopping(loop) && !loop->fatal && !*reload) {
+                batch_fill(loop);
                 /* A failed batch is consumed again: not final. */
                 if (loop->n_slots)
                         cfd_commit_batch(loop);
@@ -771,8 +786,72 @@ int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop)
         if (loop->n_slots && cfd_commit_batch(loop) < 0)
                 rc = -1;
         if (loop->fatal)
-                rc = -1;
+                return -1;
+        if (rc == 0 && *reload && !loop->stopping)
+                return CFD_LOOP_RELOAD;
         return rc;
+}
+
+/* Builds what a new configuration needs before anything is changed, so
+ * that a failure leaves the loop as it was. */
+struct reconfig {
+        struct cfd_routes *routes;
+        struct cfd_slot *slots;
+        size_t cap_slots;
+};
+
+static int reconfig_prepare(struct cfd_loop *loop, const struct cfg *cfg,
+                            struct reconfig *rc, char *errbuf, size_t errsize)
+{
+        if (cfd_routes_new(loop->producer, cfg, loop->metrics, &rc->routes,
+                           errbuf, errsize) < 0)
+                return -1;
+        rc->cap_slots = batch_capacity(loop, cfg);
+        rc->slots = calloc(rc->cap_slots, sizeof(*rc->slots));
+        if (!rc->slots) {
+                snprintf(errbuf, errsize, "out of memory for a batch of %zu",
+                         rc->cap_slots);
+                cfd_routes_free(rc->routes);
+                return -1;
+        }
+        return 0;
+}
+
+int cfd_loop_reconfigure(struct cfd_loop *loop, const struct cfg *cfg,
+                         const struct cl_params *params, char *errbuf,
+                         size_t errsize)
+{
+        struct cl_params old = loop->params;
+        struct reconfig rc = {NULL, NULL, 0};
+        int err;
+
+        if (loop->n_slots) {
+                snprintf(errbuf, errsize, "a batch is in progress");
+                return -1;
+        }
+        if (reconfig_prepare(loop, cfg, &rc, errbuf, errsize) < 0)
+                return -1;
+        err = cl_state_set_params(loop->state, params);
+        if (err == 0 && loop->decider)
+                err = cl_state_set_params(loop->decider, params);
+        if (err < 0) {
+                cl_state_set_params(loop->state, &old);
+                snprintf(errbuf, errsize,
+                         "filter: %s (warm-up beyond the hold buffer made at "
+                         "start needs a restart)",
+                         cl_strerror(err));
+                cfd_routes_free(rc.routes);
+                free(rc.slots);
+                return -1;
+        }
+        cfd_routes_free(loop->routes);
+        loop->routes = rc.routes;
+        free(loop->slots);
+        loop->slots = rc.slots;
+        loop->cap_slots = rc.cap_slots;
+        loop->cfg = cfg;
+        loop->params = *params;
+        return 0;
 }
 
 /*
@@ -987,15 +1066,12 @@ static int load_state(struct cfd_loop *loop, const char *bootstrap,
         return 0;
 }
 
-/* A batch must be able to take every held item and the one that makes
- * the state warm, so that a hold is not cut short by the batch size. */
+/* The batch and the per-item buffers, sized once. */
 static int alloc_batch(struct cfd_loop *loop, char *errbuf, size_t errsize)
 {
         size_t hold = cl_state_hold_capacity(loop->state);
 
-        loop->cap_slots = loop->cfg->commit.max_items;
-        if (loop->cap_slots < hold + 1)
-                loop->cap_slots = hold + 1;
+        loop->cap_slots = batch_capacity(loop, loop->cfg);
         loop->slots = calloc(loop->cap_slots, sizeof(*loop->slots));
         loop->probs = calloc(loop->params.k, sizeof(*loop->probs));
         loop->thresholds = calloc(loop->params.k, sizeof(*loop->thresholds));

@@ -69,9 +69,18 @@ struct cfd_poison {
 struct cfd_peers;
 struct cfd_routes;
 
+/* Whether transactional offsets are also committed outside the
+ * transaction (cfd_commit.c): known after the first transaction. */
+enum cfd_mirror {
+        CFD_MIRROR_UNKNOWN = 0,
+        CFD_MIRROR_NO,
+        CFD_MIRROR_YES,
+};
+
 struct cfd_loop {
         const struct cfg *cfg;
-        volatile sig_atomic_t *stop; /* set by the signal handler */
+        volatile sig_atomic_t *stop;   /* set by the signal handler */
+        volatile sig_atomic_t *reload; /* likewise, on SIGHUP */
         struct cl_params params;
         struct cl_state *state; /* owned; replaced when a batch aborts */
         /* state.share: own statistics plus the peers', which decide;
@@ -93,6 +102,7 @@ struct cfd_loop {
         rd_kafka_topic_t *state_topic;
         int32_t state_partition;
         char *committed_state; /* snapshot as of the last commit */
+        enum cfd_mirror mirror_offsets;
         size_t committed_len;
 
         /* Warm-up hold: verdicts of released items, and since when the

@@ -420,7 +420,7 @@ static int cmd_rtt(struct cfd_mock *m, char **argv,
 static int cmd_err(struct cfd_mock *m, char **argv,
                    struct cfd_mock_error *err) {
         rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR, *errs;
-        int16_t api;
+        int16_t api = 0;
         long count = 1, i;
         int rc;
 
@@ -447,7 +447,7 @@ static int cmd_err(struct cfd_mock *m, char **argv,
 
 static int cmd_clear(struct cfd_mock *m, char **argv,
                      struct cfd_mock_error *err) {
-        int16_t api;
+        int16_t api = 0;
         int rc;
 
         rc = parse_api(argv[0], argv[1], &api, err);
