@@ -103,6 +103,8 @@ grep -q '^bad-parse .*confidentd-error=MSG_E_PARSE' "$work/dead.txt" ||
         fail "no MSG_E_PARSE header: $(cat "$work/dead.txt")"
 grep -q '^bad-nan .*confidentd-error=CL_E_NONFINITE.*pred_probs\[0\]' \
         "$work/dead.txt" || fail "no CL_E_NONFINITE header: $(cat "$work/dead.txt")"
+grep -Eq "^bad-nan .*confidentd-source=$topic/0/[0-9]+\$" "$work/dead.txt" ||
+        fail "no topic/partition/offset source header: $(cat "$work/dead.txt")"
 grep -q '^too-big .*confidentd-error=CFD_E_OUTPUT_REFUSED' "$work/dead.txt" ||
         fail "no CFD_E_OUTPUT_REFUSED header: $(cat "$work/dead.txt")"
 
