@@ -6,7 +6,10 @@
  *   message and a NUL-terminated field and message;
  * - a success leaves every string inside the input buffer, and the label
  *   re-encoded by msg_encode_label() decodes to the same fields;
- * - msg_decode_id() agrees with msg_decode() about the id.
+ * - msg_decode_id() agrees with msg_decode() about the id;
+ * - both agree in everything with the reference decoder, the decoder as
+ *   it was before decoding became a single pass (tests/schemas/msg_diff.h),
+ *   with and without class names.
  *
  * Built with clang and -DCFD_FUZZ=ON it runs under libFuzzer; otherwise
  * corpus_driver.c runs it over the seed corpus as a CTest.
@@ -19,6 +22,7 @@
 #include <msgpack.h>
 
 #include "msg.h"
+#include "msg_diff.h"
 
 #define K 10
 
@@ -46,6 +50,37 @@ static struct msg_decoder *decoder(void)
         if (!dec)
                 CHECK(msg_decoder_new(&schema, &dec) == 0);
         return dec;
+}
+
+/* The decoder and the reference, with class names (0) and without (1). */
+static const struct msg_diff *differ(int plain)
+{
+        static struct msg_diff diff[2];
+        static bool ready[2];
+        struct msg_schema schema = {K, plain ? NULL : class_names};
+
+        if (!ready[plain]) {
+                CHECK(msg_diff_init(&diff[plain], &schema) == 0);
+                ready[plain] = true;
+        }
+        return &diff[plain];
+}
+
+static void check_same_as_reference(const uint8_t *data, size_t size)
+{
+        for (int plain = 0; plain < 2; plain++) {
+                char what[768];
+                int rc;
+
+                if (!msg_diff_run(differ(plain), data, size, &rc, what,
+                                  sizeof(what))) {
+                        fprintf(stderr, "differs from the reference (%s): "
+                                "%s\n",
+                                plain ? "no class names" : "class names",
+                                what);
+                        abort();
+                }
+        }
 }
 
 static void check_error(int rc, const struct msg_error *err, size_t size)
@@ -157,5 +192,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 CHECK(only_id.id_int == lab.id_int);
                 CHECK(only_id.id.ptr == lab.id.ptr);
         }
+        check_same_as_reference(data, size);
         return 0;
 }
