@@ -42,6 +42,7 @@ void msg_diff_decode(const struct msg_diff *d, bool reference, bool id_only,
                      const void *buf, size_t len, struct msg_diff_result *r)
 {
         memset(r, FILL, sizeof(*r));
+        r->lab.has_ts = true; /* a bool must hold 0 or 1 */
         r->lab.probs = id_only ? NULL : r->probs;
         if (reference)
                 r->rc = id_only ? ref_decode_id(d->ref, buf, len, &r->lab,
