@@ -2,9 +2,8 @@
  * msg.h - the msgpack label message: decoding for the daemon, encoding for
  * the replay and simulation tools.  See schemas/README.md for the format.
  *
- * No I/O and no global state.  A struct msg_decoder owns a msgpack zone
- * that is reused from message to message, so decoding allocates nothing
- * once the zone has grown to the largest message seen.
+ * No I/O and no global state.  Decoding reads the message bytes in one
+ * pass, where they lie, and allocates nothing.
  */
 #ifndef CFD_SCHEMAS_MSG_H
 #define CFD_SCHEMAS_MSG_H
@@ -105,9 +104,7 @@ void msg_decoder_free(struct msg_decoder *dec);
  * cl_check_row()), nor is the label compared with K.
  *
  * The decoder is not thread safe: use one per thread.  Nothing is
- * allocated per message once the decoder's zone has grown to fit the
- * largest message seen (sized in msg_decoder_new() for K and a few
- * extras).
+ * allocated.
  */
 int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
                struct msg_label *out, struct msg_error *err);

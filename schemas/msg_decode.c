@@ -1,11 +1,13 @@
 /*
- * msg_decode.c - label messages from msgpack bytes: a scan of the raw
- * bytes (msg_scan.c), msgpack_unpack() into the decoder's zone, then one
- * pass over the top-level map.
+ * msg_decode.c - label messages from msgpack bytes in one pass: the
+ * top-level map is walked pair by pair, the values of the known keys are
+ * checked and read where they lie, and every other value is checked and
+ * skipped by msg_scan_value().  Nothing is built or allocated per message.
  */
 #include "msg.h"
 
-#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,7 @@ enum field {
 #define FIELDS_ALL (FIELD_BIT(FIELD_COUNT) - 1u)
 #define FIELDS_REQUIRED \
         (FIELD_BIT(FIELD_ID) | FIELD_BIT(FIELD_LABEL) | FIELD_BIT(FIELD_PROBS))
-#define PAIR_NONE UINT32_MAX
+#define KEY_NONE SIZE_MAX
 
 static const struct {
         const char *name;
@@ -52,27 +54,43 @@ struct msg_decoder {
         unsigned k;
         struct class_name *names; /* k entries, or NULL: integers only */
         char *name_bytes;         /* the copied names, NUL-terminated */
-        msgpack_zone zone;        /* cleared before each message */
 };
 
-/* The message being decoded, for error reports. */
-struct decode_ctx {
+/*
+ * Errors are met in the order of the bytes but reported in the order that
+ * schemas/README.md gives: bytes, top-level type and keys, required
+ * fields, then each field in the order of enum field.  A parse error ends
+ * the walk at once.  Any other error is recorded only if it ranks before
+ * the one recorded so far, so that the first of the key errors (in the
+ * order of the pairs) and the first error of each field win.
+ */
+enum rank {
+        RANK_KEY = 0, /* a key not a string, or a known key repeated */
+        RANK_MISSING,
+        RANK_FIELD,   /* RANK_FIELD + enum field */
+        RANK_NONE = RANK_FIELD + FIELD_COUNT,
+};
+
+/* One message being walked. */
+struct walk {
+        const struct msg_decoder *dec;
         const unsigned char *buf;
         size_t len;
-        struct msg_error *err;
+        size_t pos;                 /* the next byte to read */
+        unsigned want;              /* FIELD_BIT mask of the fields to read */
+        int rank;                   /* of the error recorded, or RANK_NONE */
+        int rc;                     /* the code of that error */
+        struct msg_error *err;      /* may be NULL */
+        size_t key_at[FIELD_COUNT]; /* offset of each key met, or KEY_NONE */
+        struct msg_label *lab;
 };
 
-/* Where each known key sits in the top-level map. */
-struct field_index {
-        uint32_t pair[FIELD_COUNT]; /* pair number, or PAIR_NONE */
+/* An integer as msgpack-c reads it: the uint64 of an unsigned format, or
+ * the int64 of a signed one (bits holds its two's complement). */
+struct wire_int {
+        uint64_t bits;
+        bool is_signed;
 };
-
-/* The first zone chunk, which msgpack_zone_clear() keeps, holds a map of
- * ZONE_PAIRS pairs and pred_probs, and as much again for extra keys; a
- * larger message takes a malloc() and free() each.  Sized for at most
- * ZONE_K_MAX classes so that the product cannot overflow. */
-#define ZONE_PAIRS 16
-#define ZONE_K_MAX 65536u
 
 const char *msg_err_name(int code)
 {
@@ -184,16 +202,6 @@ static long names_find(const struct msg_decoder *dec, const char *name,
         return -1;
 }
 
-static size_t zone_chunk_size(unsigned k)
-{
-        size_t classes = k < ZONE_K_MAX ? k : ZONE_K_MAX;
-        size_t chunk = 2 * (ZONE_PAIRS * sizeof(msgpack_object_kv) +
-                            classes * sizeof(msgpack_object));
-
-        return chunk > MSGPACK_ZONE_CHUNK_SIZE ? chunk
-                                               : MSGPACK_ZONE_CHUNK_SIZE;
-}
-
 int msg_decoder_new(const struct msg_schema *schema, struct msg_decoder **ret)
 {
         struct msg_decoder *dec;
@@ -210,16 +218,9 @@ int msg_decoder_new(const struct msg_schema *schema, struct msg_decoder **ret)
                 if (rc < 0)
                         goto out_free_dec;
         }
-        if (!msgpack_zone_init(&dec->zone, zone_chunk_size(dec->k))) {
-                rc = MSG_E_NOMEM;
-                goto out_free_names;
-        }
         *ret = dec;
         return 0;
 
-out_free_names:
-        free(dec->names);
-        free(dec->name_bytes);
 out_free_dec:
         free(dec);
         return rc;
@@ -229,28 +230,35 @@ void msg_decoder_free(struct msg_decoder *dec)
 {
         if (!dec)
                 return;
-        msgpack_zone_destroy(&dec->zone);
         free(dec->names);
         free(dec->name_bytes);
         free(dec);
 }
 
-static const char *type_name(msgpack_object_type type)
+/* msgpack-c's name of the type whose first byte is b (0xc1 excluded). */
+static const char *type_name(unsigned char b)
 {
-        switch (type) {
-        case MSGPACK_OBJECT_NIL: return "nil";
-        case MSGPACK_OBJECT_BOOLEAN: return "boolean";
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: return "integer";
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
-        case MSGPACK_OBJECT_FLOAT32: return "float32";
-        case MSGPACK_OBJECT_FLOAT64: return "float64";
-        case MSGPACK_OBJECT_STR: return "string";
-        case MSGPACK_OBJECT_ARRAY: return "array";
-        case MSGPACK_OBJECT_MAP: return "map";
-        case MSGPACK_OBJECT_BIN: return "bin";
-        case MSGPACK_OBJECT_EXT: return "ext";
+        if (b <= 0x7f || b >= 0xe0)
+                return "integer";
+        if (b <= 0x8f)
+                return "map";
+        if (b <= 0x9f)
+                return "array";
+        if (b <= 0xbf)
+                return "string";
+        switch (b) {
+        case 0xc0: return "nil";
+        case 0xc2: case 0xc3: return "boolean";
+        case 0xc4: case 0xc5: case 0xc6: return "bin";
+        case 0xca: return "float32";
+        case 0xcb: return "float64";
+        case 0xd9: case 0xda: case 0xdb: return "string";
+        case 0xdc: case 0xdd: return "array";
+        case 0xde: case 0xdf: return "map";
         }
-        return "unknown type";
+        if (b >= 0xcc && b <= 0xd3)
+                return "integer";
+        return "ext"; /* 0xc7-0xc9, 0xd4-0xd8 */
 }
 
 /* Copies at most cap - 1 bytes of untrusted text for an error message,
@@ -269,349 +277,463 @@ static void quote_bytes(char *dst, size_t cap, const char *src, size_t len)
                 memcpy(dst + cap - 4, "...", 4);
 }
 
-static size_t value_offset(const struct decode_ctx *c, uint32_t pair)
+/* Big-endian unsigned integer of 1, 2, 4 or 8 bytes at p. */
+static uint64_t load_be(const unsigned char *p, unsigned width)
 {
-        return msg_scan_pair_offset(c->buf, c->len, pair, 1);
+        uint64_t v = 0;
+
+        for (unsigned i = 0; i < width; i++)
+                v = v << 8 | p[i];
+        return v;
 }
 
-static int type_error(const struct decode_ctx *c, uint32_t pair,
-                      const char *field, const char *expected,
-                      const msgpack_object *obj)
+/* The integer at v, whose header msg_scan_head() accepted; false when the
+ * value is not an integer. */
+static bool int_read(const unsigned char *v, struct wire_int *ret)
 {
-        msg_error_set(c->err, MSG_E_TYPE, value_offset(c, pair), field,
-                      "expected %s, got %s", expected, type_name(obj->type));
-        return MSG_E_TYPE;
-}
+        unsigned char b = v[0];
 
-static bool is_number(const msgpack_object *obj)
-{
-        return obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-               obj->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
-               obj->type == MSGPACK_OBJECT_FLOAT32 ||
-               obj->type == MSGPACK_OBJECT_FLOAT64;
-}
-
-/* A number object as double; integers above 2^53 are rounded. */
-static double number_value(const msgpack_object *obj)
-{
-        switch (obj->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)obj->via.u64;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)obj->via.i64;
-        default: return obj->via.f64;
+        if (b <= 0x7f || b >= 0xe0) {
+                ret->bits = (uint64_t)(int64_t)(int8_t)b;
+                ret->is_signed = b >= 0xe0;
+                return true;
         }
+        if (b >= 0xcc && b <= 0xcf) { /* uint 8, 16, 32, 64 */
+                ret->bits = load_be(v + 1, 1u << (b - 0xcc));
+                ret->is_signed = false;
+                return true;
+        }
+        if (b >= 0xd0 && b <= 0xd3) { /* int 8, 16, 32, 64 */
+                unsigned width = 1u << (b - 0xd0);
+                uint64_t raw = load_be(v + 1, width);
+                unsigned shift = 64 - 8 * width;
+
+                /* sign-extend from width bytes */
+                ret->bits = (uint64_t)((int64_t)(raw << shift) >> shift);
+                ret->is_signed = true;
+                return true;
+        }
+        return false;
 }
 
-/*
- * Checks the raw bytes, unpacks them into the zone and checks that the top
- * level is a map.  The scan runs first so that msgpack_unpack() neither
- * allocates for elements that are not there nor fails without an offset.
- */
-static int unpack_map(struct msg_decoder *dec, const struct decode_ctx *c,
-                      msgpack_object *ret_map)
+/* The number at v as a double, as msgpack-c widens it (an integer above
+ * 2^53 is rounded); false when the value is not a number. */
+static bool number_read(const unsigned char *v, double *ret)
 {
-        msgpack_unpack_return ur;
-        msgpack_object obj;
-        size_t end = 0;
+        struct wire_int n;
+
+        if (v[0] == 0xcb) {
+                uint64_t bits = load_be(v + 1, 8);
+
+                memcpy(ret, &bits, sizeof(*ret));
+                return true;
+        }
+        if (v[0] == 0xca) {
+                uint32_t bits = (uint32_t)load_be(v + 1, 4);
+                float f;
+
+                memcpy(&f, &bits, sizeof(f));
+                *ret = (double)f;
+                return true;
+        }
+        if (!int_read(v, &n))
+                return false;
+        *ret = n.is_signed ? (double)(int64_t)n.bits : (double)n.bits;
+        return true;
+}
+
+/* The string at v, whose header h msg_scan_head() accepted: borrowed from
+ * the message.  False when the value is not a string. */
+static bool str_read(const unsigned char *v, const struct msg_scan_head *h,
+                     struct msg_str *ret)
+{
+        size_t head;
+
+        if (v[0] >= 0xa0 && v[0] <= 0xbf)
+                head = 1;
+        else if (v[0] >= 0xd9 && v[0] <= 0xdb)
+                head = 1 + (1u << (v[0] - 0xd9));
+        else
+                return false;
+        ret->ptr = (const char *)v + head;
+        ret->len = h->size - head;
+        return true;
+}
+
+/* Whether an error of this rank is to be recorded (see enum rank); if so,
+ * it becomes the one recorded, and the caller fills w->err. */
+static bool walk_takes(struct walk *w, int rank, int code)
+{
+        if (rank >= w->rank)
+                return false;
+        w->rank = rank;
+        w->rc = code;
+        return true;
+}
+
+static void type_error(struct walk *w, enum field f, size_t at,
+                       const char *expected)
+{
+        if (walk_takes(w, RANK_FIELD + (int)f, MSG_E_TYPE))
+                msg_error_set(w->err, MSG_E_TYPE, at, fields[f].name,
+                              "expected %s, got %s", expected,
+                              type_name(w->buf[at]));
+}
+
+/* Checks the value at w->pos, moves past it and gives its offset and
+ * header.  Inside it, msg_scan_value() counts the top-level map open. */
+static int value_next(struct walk *w, size_t *ret_at,
+                      struct msg_scan_head *ret_h)
+{
+        size_t at = w->pos;
         int rc;
 
-        if (c->len == 0) {
-                msg_error_set(c->err, MSG_E_PARSE, 0, "", "empty message");
-                return MSG_E_PARSE;
-        }
-        rc = msg_scan_value(c->buf, c->len, &end, c->err);
-        if (rc == 0 && end != c->len) {
-                msg_error_set(c->err, MSG_E_PARSE, end, "",
-                              "trailing bytes: the top-level value ends at "
-                              "offset %zu of %zu",
-                              end, c->len);
-                rc = MSG_E_PARSE;
-        }
-        if (rc < 0) {
-                if (c->buf[0] == '{' || c->buf[0] == '[')
-                        msg_error_set(c->err, MSG_E_PARSE, 0, "",
-                                      "not msgpack: starts with '%c', "
-                                      "JSON perhaps",
-                                      c->buf[0]);
+        rc = msg_scan_head(w->buf, w->len, at, ret_h, w->err);
+        if (rc < 0)
                 return rc;
+        if (ret_h->kind == MSG_SCAN_SCALAR) {
+                w->pos = at + ret_h->size;
+        } else {
+                rc = msg_scan_value(w->buf, w->len, &w->pos, 1, w->err);
+                if (rc < 0)
+                        return rc;
         }
-
-        msgpack_zone_clear(&dec->zone);
-        ur = msgpack_unpack((const char *)c->buf, c->len, NULL, &dec->zone,
-                            &obj);
-        if (ur != MSGPACK_UNPACK_SUCCESS) {
-                /* The scan accepted the bytes: only the zone can fail. */
-                msg_error_set(c->err, MSG_E_NOMEM, c->len, "",
-                              "msgpack_unpack failed (%d) on %zu bytes",
-                              (int)ur, c->len);
-                return MSG_E_NOMEM;
-        }
-        if (obj.type != MSGPACK_OBJECT_MAP) {
-                msg_error_set(c->err, MSG_E_TYPE, 0, "",
-                              "expected a map at the top level, got %s",
-                              type_name(obj.type));
-                return MSG_E_TYPE;
-        }
-        *ret_map = obj;
+        *ret_at = at;
         return 0;
 }
 
-static int field_find(const msgpack_object_str *key)
+static int read_id(struct walk *w)
 {
-        for (int f = 0; f < FIELD_COUNT; f++) {
-                if (key->size == fields[f].len &&
-                    memcmp(key->ptr, fields[f].name, key->size) == 0)
-                        return f;
+        struct msg_label *lab = w->lab;
+        struct msg_scan_head h;
+        struct wire_int n;
+        size_t at;
+        int rc;
+
+        rc = value_next(w, &at, &h);
+        if (rc < 0)
+                return rc;
+        if (str_read(w->buf + at, &h, &lab->id)) {
+                lab->id_kind = MSG_ID_STR;
+                lab->id_int = 0;
+        } else if (!int_read(w->buf + at, &n)) {
+                type_error(w, FIELD_ID, at, "an integer or a string");
+        } else if (!n.is_signed && n.bits > INT64_MAX) {
+                if (walk_takes(w, RANK_FIELD + FIELD_ID, MSG_E_TYPE))
+                        msg_error_set(w->err, MSG_E_TYPE, at, "id",
+                                      "integer id %llu is above the int64 "
+                                      "range",
+                                      (unsigned long long)n.bits);
+        } else {
+                lab->id_kind = MSG_ID_INT;
+                lab->id_int = (int64_t)n.bits;
+                lab->id = (struct msg_str){NULL, 0};
         }
-        return -1;
+        return 0;
+}
+
+static void read_label_name(struct walk *w, size_t at,
+                            const struct msg_str *name)
+{
+        const struct msg_decoder *dec = w->dec;
+        char shown[48];
+        long index = -1;
+
+        if (dec->names)
+                index = names_find(dec, name->ptr, name->len);
+        if (index >= 0) {
+                w->lab->label = index;
+                return;
+        }
+        if (!walk_takes(w, RANK_FIELD + FIELD_LABEL, MSG_E_LABEL))
+                return;
+        quote_bytes(shown, sizeof(shown), name->ptr, name->len);
+        msg_error_set(w->err, MSG_E_LABEL, at, "label",
+                      dec->names ? "unknown class name '%s'"
+                                 : "class name '%s' given, but the schema "
+                                   "has no class names",
+                      shown);
+}
+
+static int read_label(struct walk *w)
+{
+        struct msg_scan_head h;
+        struct wire_int n;
+        struct msg_str name;
+        size_t at;
+        int rc;
+
+        rc = value_next(w, &at, &h);
+        if (rc < 0)
+                return rc;
+        if (str_read(w->buf + at, &h, &name)) {
+                read_label_name(w, at, &name);
+        } else if (!int_read(w->buf + at, &n)) {
+                type_error(w, FIELD_LABEL, at,
+                           "an integer class index or a class name");
+        } else if (!n.is_signed && n.bits > INT64_MAX) {
+                if (walk_takes(w, RANK_FIELD + FIELD_LABEL, MSG_E_LABEL))
+                        msg_error_set(w->err, MSG_E_LABEL, at, "label",
+                                      "label %llu is above the int64 range",
+                                      (unsigned long long)n.bits);
+        } else {
+                w->lab->label = (int64_t)n.bits;
+        }
+        return 0;
+}
+
+/* Element i of pred_probs, at w->pos; the array and the map are open. */
+static int read_prob(struct walk *w, uint32_t i)
+{
+        char field[sizeof(((struct msg_error *)0)->field)];
+        size_t at = w->pos;
+        struct msg_scan_head h;
+        int rc;
+
+        rc = msg_scan_head(w->buf, w->len, at, &h, w->err);
+        if (rc < 0)
+                return rc;
+        if (h.kind == MSG_SCAN_SCALAR) {
+                w->pos = at + h.size;
+                if (number_read(w->buf + at, &w->lab->probs[i]))
+                        return 0;
+        } else {
+                rc = msg_scan_value(w->buf, w->len, &w->pos, 2, w->err);
+                if (rc < 0)
+                        return rc;
+        }
+        if (walk_takes(w, RANK_FIELD + FIELD_PROBS, MSG_E_TYPE)) {
+                snprintf(field, sizeof(field), "pred_probs[%lu]",
+                         (unsigned long)i);
+                msg_error_set(w->err, MSG_E_TYPE, at, field,
+                              "expected a number, got %s",
+                              type_name(w->buf[at]));
+        }
+        return 0;
 }
 
 /*
- * Records the pair number of each field in want (FIELD_BIT mask) found in
- * the map.  Every key must be a string; a field of want must not repeat.
+ * pred_probs: an array of K numbers, read into lab->probs.  The array is
+ * opened here, as the second open container after the top-level map, so
+ * its checks are msg_scan_value()'s: the count against the bytes left
+ * (nesting cannot exceed the limit at this depth).
  */
-static int index_fields(const struct decode_ctx *c,
-                        const msgpack_object_map *map, unsigned want,
-                        struct field_index *idx)
+static int read_probs(struct walk *w)
 {
-        for (int f = 0; f < FIELD_COUNT; f++)
-                idx->pair[f] = PAIR_NONE;
-        for (uint32_t i = 0; i < map->size; i++) {
-                const msgpack_object *key = &map->ptr[i].key;
-                int f;
+        size_t at = w->pos;
+        struct msg_scan_head h;
+        int rc;
 
-                if (key->type != MSGPACK_OBJECT_STR) {
-                        msg_error_set(c->err, MSG_E_TYPE,
-                                      msg_scan_pair_offset(c->buf, c->len,
-                                                           i, 0),
-                                      "", "expected a string key, got %s",
-                                      type_name(key->type));
-                        return MSG_E_TYPE;
-                }
-                f = field_find(&key->via.str);
-                if (f < 0 || !(want & FIELD_BIT(f)))
-                        continue;
-                if (idx->pair[f] != PAIR_NONE) {
-                        msg_error_set(c->err, MSG_E_DUPLICATE,
-                                      msg_scan_pair_offset(c->buf, c->len,
-                                                           i, 0),
+        rc = msg_scan_head(w->buf, w->len, at, &h, w->err);
+        if (rc < 0)
+                return rc;
+        if (h.kind != MSG_SCAN_ARRAY || h.count != w->dec->k) {
+                if (h.kind != MSG_SCAN_ARRAY)
+                        type_error(w, FIELD_PROBS, at, "an array");
+                else if (walk_takes(w, RANK_FIELD + FIELD_PROBS, MSG_E_WIDTH))
+                        msg_error_set(w->err, MSG_E_WIDTH, at, "pred_probs",
+                                      "pred_probs has %lu values, expected "
+                                      "%u",
+                                      (unsigned long)h.count, w->dec->k);
+                return msg_scan_value(w->buf, w->len, &w->pos, 1, w->err);
+        }
+        rc = msg_scan_check_count(w->len, at, &h, w->err);
+        if (rc < 0)
+                return rc;
+        w->pos = at + h.size;
+        for (uint32_t i = 0; i < h.count; i++) {
+                rc = read_prob(w, i);
+                if (rc < 0)
+                        return rc;
+        }
+        return 0;
+}
+
+/* annotator or model */
+static int read_str(struct walk *w, enum field f, struct msg_str *ret)
+{
+        struct msg_scan_head h;
+        size_t at;
+        int rc;
+
+        rc = value_next(w, &at, &h);
+        if (rc < 0)
+                return rc;
+        if (!str_read(w->buf + at, &h, ret))
+                type_error(w, f, at, "a string");
+        return 0;
+}
+
+static int read_ts(struct walk *w)
+{
+        struct msg_scan_head h;
+        size_t at;
+        int rc;
+
+        rc = value_next(w, &at, &h);
+        if (rc < 0)
+                return rc;
+        if (number_read(w->buf + at, &w->lab->ts))
+                w->lab->has_ts = true;
+        else
+                type_error(w, FIELD_TS, at, "a number");
+        return 0;
+}
+
+/* Reads the value of field f at w->pos and moves past it.  Returns 0 or
+ * a parse error; a field error is recorded in w. */
+static int read_field(struct walk *w, enum field f)
+{
+        switch (f) {
+        case FIELD_ID: return read_id(w);
+        case FIELD_LABEL: return read_label(w);
+        case FIELD_PROBS: return read_probs(w);
+        case FIELD_ANNOTATOR: return read_str(w, f, &w->lab->annotator);
+        case FIELD_MODEL: return read_str(w, f, &w->lab->model);
+        case FIELD_TS: return read_ts(w);
+        case FIELD_COUNT: break;
+        }
+        return msg_scan_value(w->buf, w->len, &w->pos, 1, w->err);
+}
+
+/* The known field named by a key, or FIELD_COUNT. */
+static enum field field_find(const struct msg_str *key)
+{
+        for (int f = 0; f < FIELD_COUNT; f++) {
+                if (key->len == fields[f].len &&
+                    memcmp(key->ptr, fields[f].name, key->len) == 0)
+                        return (enum field)f;
+        }
+        return FIELD_COUNT;
+}
+
+/* The key of the next pair: which field of w->want it names (FIELD_COUNT
+ * for none).  A non-string key or a repeated field is recorded in w. */
+static int read_key(struct walk *w, enum field *ret_f)
+{
+        size_t at = w->pos;
+        struct msg_scan_head h;
+        struct msg_str key;
+        enum field f = FIELD_COUNT;
+        int rc;
+
+        rc = value_next(w, &at, &h);
+        if (rc < 0)
+                return rc;
+        if (!str_read(w->buf + at, &h, &key)) {
+                if (walk_takes(w, RANK_KEY, MSG_E_TYPE))
+                        msg_error_set(w->err, MSG_E_TYPE, at, "",
+                                      "expected a string key, got %s",
+                                      type_name(w->buf[at]));
+        } else {
+                f = field_find(&key);
+        }
+        if (f == FIELD_COUNT || !(w->want & FIELD_BIT(f))) {
+                *ret_f = FIELD_COUNT;
+                return 0;
+        }
+        if (w->key_at[f] != KEY_NONE) {
+                if (walk_takes(w, RANK_KEY, MSG_E_DUPLICATE))
+                        msg_error_set(w->err, MSG_E_DUPLICATE, at,
                                       fields[f].name,
                                       "duplicate key '%s', first at offset "
                                       "%zu",
-                                      fields[f].name,
-                                      msg_scan_pair_offset(c->buf, c->len,
-                                                           idx->pair[f], 0));
-                        return MSG_E_DUPLICATE;
-                }
-                idx->pair[f] = i;
+                                      fields[f].name, w->key_at[f]);
+                *ret_f = FIELD_COUNT;
+                return 0;
+        }
+        w->key_at[f] = at;
+        *ret_f = f;
+        return 0;
+}
+
+/* The pairs of the top-level map, whose header h was read at offset 0. */
+static int walk_map(struct walk *w, const struct msg_scan_head *h)
+{
+        int rc;
+
+        rc = msg_scan_check_count(w->len, 0, h, w->err);
+        if (rc < 0)
+                return rc;
+        w->pos = h->size;
+        for (uint32_t i = 0; i < h->count; i++) {
+                enum field f;
+
+                rc = read_key(w, &f);
+                if (rc == 0)
+                        rc = read_field(w, f);
+                if (rc < 0)
+                        return rc;
         }
         return 0;
 }
 
-static int check_required(const struct decode_ctx *c,
-                          const struct field_index *idx, unsigned required)
+static int parse_error(struct walk *w, int rc)
 {
+        if (w->buf[0] == '{' || w->buf[0] == '[')
+                msg_error_set(w->err, MSG_E_PARSE, 0, "",
+                              "not msgpack: starts with '%c', JSON perhaps",
+                              w->buf[0]);
+        return rc;
+}
+
+/*
+ * Walks the message: the bytes, the top-level map and its keys, and the
+ * fields of w->want, each read into w->lab.  Returns a parse error or a
+ * top-level type error at once; any other error is left recorded in w.
+ */
+static int walk_message(struct walk *w)
+{
+        struct msg_scan_head h;
+        int rc;
+
+        if (w->len == 0) {
+                msg_error_set(w->err, MSG_E_PARSE, 0, "", "empty message");
+                return MSG_E_PARSE;
+        }
+        rc = msg_scan_head(w->buf, w->len, 0, &h, w->err);
+        if (rc < 0)
+                return parse_error(w, rc);
+        if (h.kind == MSG_SCAN_MAP)
+                rc = walk_map(w, &h);
+        else
+                rc = msg_scan_value(w->buf, w->len, &w->pos, 0, w->err);
+        if (rc == 0 && w->pos != w->len) {
+                msg_error_set(w->err, MSG_E_PARSE, w->pos, "",
+                              "trailing bytes: the top-level value ends at "
+                              "offset %zu of %zu",
+                              w->pos, w->len);
+                rc = MSG_E_PARSE;
+        }
+        if (rc < 0)
+                return parse_error(w, rc);
+        if (h.kind != MSG_SCAN_MAP) {
+                msg_error_set(w->err, MSG_E_TYPE, 0, "",
+                              "expected a map at the top level, got %s",
+                              type_name(w->buf[0]));
+                return MSG_E_TYPE;
+        }
+        return 0;
+}
+
+/* The result of a walk: its error by rank, a missing field before any
+ * field error. */
+static int walk_result(struct walk *w)
+{
+        unsigned required = w->want & FIELDS_REQUIRED;
+
+        if (w->rank == RANK_KEY)
+                return w->rc;
         for (int f = 0; f < FIELD_COUNT; f++) {
-                if ((required & FIELD_BIT(f)) && idx->pair[f] == PAIR_NONE) {
-                        msg_error_set(c->err, MSG_E_MISSING, c->len,
+                if ((required & FIELD_BIT(f)) && w->key_at[f] == KEY_NONE) {
+                        msg_error_set(w->err, MSG_E_MISSING, w->len,
                                       fields[f].name,
                                       "required field '%s' is missing",
                                       fields[f].name);
                         return MSG_E_MISSING;
                 }
         }
-        return 0;
-}
-
-static int decode_id(const struct decode_ctx *c, uint32_t pair,
-                     const msgpack_object *obj, struct msg_label *lab)
-{
-        switch (obj->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                if (obj->via.u64 > INT64_MAX) {
-                        msg_error_set(c->err, MSG_E_TYPE,
-                                      value_offset(c, pair), "id",
-                                      "integer id %llu is above the int64 "
-                                      "range",
-                                      (unsigned long long)obj->via.u64);
-                        return MSG_E_TYPE;
-                }
-                lab->id_kind = MSG_ID_INT;
-                lab->id_int = (int64_t)obj->via.u64;
-                lab->id = (struct msg_str){NULL, 0};
-                return 0;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                lab->id_kind = MSG_ID_INT;
-                lab->id_int = obj->via.i64;
-                lab->id = (struct msg_str){NULL, 0};
-                return 0;
-        case MSGPACK_OBJECT_STR:
-                lab->id_kind = MSG_ID_STR;
-                lab->id_int = 0;
-                lab->id = (struct msg_str){obj->via.str.ptr, obj->via.str.size};
-                return 0;
-        default:
-                return type_error(c, pair, "id", "an integer or a string", obj);
-        }
-}
-
-static int decode_label_name(const struct msg_decoder *dec,
-                             const struct decode_ctx *c, uint32_t pair,
-                             const msgpack_object_str *str, int64_t *label)
-{
-        char shown[48];
-        long index = -1;
-
-        if (dec->names)
-                index = names_find(dec, str->ptr, str->size);
-        if (index >= 0) {
-                *label = index;
-                return 0;
-        }
-        quote_bytes(shown, sizeof(shown), str->ptr, str->size);
-        msg_error_set(c->err, MSG_E_LABEL, value_offset(c, pair), "label",
-                      dec->names ? "unknown class name '%s'"
-                                 : "class name '%s' given, but the schema "
-                                   "has no class names",
-                      shown);
-        return MSG_E_LABEL;
-}
-
-static int decode_label(const struct msg_decoder *dec,
-                        const struct decode_ctx *c, uint32_t pair,
-                        const msgpack_object *obj, int64_t *label)
-{
-        switch (obj->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                if (obj->via.u64 > INT64_MAX) {
-                        msg_error_set(c->err, MSG_E_LABEL,
-                                      value_offset(c, pair), "label",
-                                      "label %llu is above the int64 range",
-                                      (unsigned long long)obj->via.u64);
-                        return MSG_E_LABEL;
-                }
-                *label = (int64_t)obj->via.u64;
-                return 0;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                *label = obj->via.i64;
-                return 0;
-        case MSGPACK_OBJECT_STR:
-                return decode_label_name(dec, c, pair, &obj->via.str, label);
-        default:
-                return type_error(c, pair, "label",
-                                  "an integer class index or a class name",
-                                  obj);
-        }
-}
-
-static int decode_probs(const struct msg_decoder *dec,
-                        const struct decode_ctx *c, uint32_t pair,
-                        const msgpack_object *obj, double *probs)
-{
-        const msgpack_object_array *arr = &obj->via.array;
-
-        if (obj->type != MSGPACK_OBJECT_ARRAY)
-                return type_error(c, pair, "pred_probs", "an array", obj);
-        if (arr->size != dec->k) {
-                msg_error_set(c->err, MSG_E_WIDTH, value_offset(c, pair),
-                              "pred_probs",
-                              "pred_probs has %lu values, expected %u",
-                              (unsigned long)arr->size, dec->k);
-                return MSG_E_WIDTH;
-        }
-        for (uint32_t i = 0; i < arr->size; i++) {
-                const msgpack_object *v = &arr->ptr[i];
-                char field[sizeof(((struct msg_error *)0)->field)];
-
-                if (is_number(v)) {
-                        probs[i] = number_value(v);
-                        continue;
-                }
-                snprintf(field, sizeof(field), "pred_probs[%lu]",
-                         (unsigned long)i);
-                msg_error_set(c->err, MSG_E_TYPE,
-                              msg_scan_element_offset(c->buf, c->len,
-                                                      value_offset(c, pair),
-                                                      i),
-                              field, "expected a number, got %s",
-                              type_name(v->type));
-                return MSG_E_TYPE;
-        }
-        return 0;
-}
-
-static int decode_str(const struct decode_ctx *c, uint32_t pair,
-                      enum field f, const msgpack_object *obj,
-                      struct msg_str *str)
-{
-        if (obj->type != MSGPACK_OBJECT_STR)
-                return type_error(c, pair, fields[f].name, "a string", obj);
-        *str = (struct msg_str){obj->via.str.ptr, obj->via.str.size};
-        return 0;
-}
-
-static int decode_ts(const struct decode_ctx *c, uint32_t pair,
-                     const msgpack_object *obj, double *ts)
-{
-        if (!is_number(obj))
-                return type_error(c, pair, "ts", "a number", obj);
-        *ts = number_value(obj);
-        return 0;
-}
-
-/* Decodes the optional fields found in idx into lab. */
-static int decode_optional(const struct decode_ctx *c,
-                           const msgpack_object_map *map,
-                           const struct field_index *idx,
-                           struct msg_label *lab)
-{
-        uint32_t p;
-        int rc;
-
-        p = idx->pair[FIELD_ANNOTATOR];
-        if (p != PAIR_NONE) {
-                rc = decode_str(c, p, FIELD_ANNOTATOR, &map->ptr[p].val,
-                                &lab->annotator);
-                if (rc < 0)
-                        return rc;
-        }
-        p = idx->pair[FIELD_MODEL];
-        if (p != PAIR_NONE) {
-                rc = decode_str(c, p, FIELD_MODEL, &map->ptr[p].val,
-                                &lab->model);
-                if (rc < 0)
-                        return rc;
-        }
-        p = idx->pair[FIELD_TS];
-        if (p != PAIR_NONE) {
-                rc = decode_ts(c, p, &map->ptr[p].val, &lab->ts);
-                if (rc < 0)
-                        return rc;
-                lab->has_ts = true;
-        }
-        return 0;
-}
-
-static int decode_fields(const struct msg_decoder *dec,
-                         const struct decode_ctx *c,
-                         const msgpack_object_map *map,
-                         const struct field_index *idx, struct msg_label *lab)
-{
-        uint32_t p;
-        int rc;
-
-        p = idx->pair[FIELD_ID];
-        rc = decode_id(c, p, &map->ptr[p].val, lab);
-        if (rc < 0)
-                return rc;
-        p = idx->pair[FIELD_LABEL];
-        rc = decode_label(dec, c, p, &map->ptr[p].val, &lab->label);
-        if (rc < 0)
-                return rc;
-        p = idx->pair[FIELD_PROBS];
-        rc = decode_probs(dec, c, p, &map->ptr[p].val, lab->probs);
-        if (rc < 0)
-                return rc;
-        return decode_optional(c, map, idx, lab);
+        return w->rank == RANK_NONE ? 0 : w->rc;
 }
 
 /* Rejects NULL arguments: buf may be NULL only when len is 0, probs is
@@ -627,44 +749,41 @@ static int check_args(const struct msg_decoder *dec, const void *buf,
         return MSG_E_PARAM;
 }
 
-/*
- * The steps that msg_decode() and msg_decode_id() share: the bytes, the
- * top-level map, and the pair of each field in want (FIELD_BIT mask), of
- * which the required ones must be present.
- */
-static int index_message(struct msg_decoder *dec, const struct decode_ctx *c,
-                         unsigned want, msgpack_object *map,
-                         struct field_index *idx)
+/* Walks the message for the fields of want, read into *lab. */
+static int decode_walk(const struct msg_decoder *dec, const void *buf,
+                       size_t len, unsigned want, struct msg_label *lab,
+                       struct msg_error *err)
 {
+        struct walk w = {
+                .dec = dec,
+                .buf = buf,
+                .len = len,
+                .want = want,
+                .rank = RANK_NONE,
+                .err = err,
+                .lab = lab,
+        };
         int rc;
 
-        rc = unpack_map(dec, c, map);
+        for (int f = 0; f < FIELD_COUNT; f++)
+                w.key_at[f] = KEY_NONE;
+        rc = walk_message(&w);
         if (rc < 0)
                 return rc;
-        rc = index_fields(c, &map->via.map, want, idx);
-        if (rc < 0)
-                return rc;
-        return check_required(c, idx, want & FIELDS_REQUIRED);
+        return walk_result(&w);
 }
 
 int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
                struct msg_label *out, struct msg_error *err)
 {
-        struct decode_ctx c = {buf, len, err};
         struct msg_label lab = {0};
-        struct field_index idx;
-        msgpack_object map;
         int rc;
 
         rc = check_args(dec, buf, len, out, true, err);
         if (rc < 0)
                 return rc;
-        rc = index_message(dec, &c, FIELDS_ALL, &map, &idx);
-        if (rc < 0)
-                return rc;
-
         lab.probs = out->probs;
-        rc = decode_fields(dec, &c, &map.via.map, &idx, &lab);
+        rc = decode_walk(dec, buf, len, FIELDS_ALL, &lab, err);
         if (rc < 0)
                 return rc;
         *out = lab;
@@ -674,22 +793,13 @@ int msg_decode(struct msg_decoder *dec, const void *buf, size_t len,
 int msg_decode_id(struct msg_decoder *dec, const void *buf, size_t len,
                   struct msg_label *out, struct msg_error *err)
 {
-        struct decode_ctx c = {buf, len, err};
         struct msg_label lab = {0};
-        struct field_index idx;
-        msgpack_object map;
-        uint32_t p;
         int rc;
 
         rc = check_args(dec, buf, len, out, false, err);
         if (rc < 0)
                 return rc;
-        rc = index_message(dec, &c, FIELD_BIT(FIELD_ID), &map, &idx);
-        if (rc < 0)
-                return rc;
-
-        p = idx.pair[FIELD_ID];
-        rc = decode_id(&c, p, &map.via.map.ptr[p].val, &lab);
+        rc = decode_walk(dec, buf, len, FIELD_BIT(FIELD_ID), &lab, err);
         if (rc < 0)
                 return rc;
         out->id_kind = lab.id_kind;

@@ -1,7 +1,7 @@
 /*
- * msg_scan.c - checks raw msgpack bytes before msgpack_unpack() sees them,
- * and locates values for error reports.  Formats as in the msgpack
- * specification (spec.md, "Formats"); 0xc1 is the one reserved byte.
+ * msg_scan.c - checks raw msgpack bytes for the single-pass decoder
+ * (msg_decode.c).  Formats as in the msgpack specification (spec.md,
+ * "Formats"); 0xc1 is the one reserved byte.
  */
 #include "msg_scan.h"
 
@@ -168,14 +168,14 @@ int msg_scan_head(const unsigned char *buf, size_t len, size_t pos,
         return 0;
 }
 
-/* Checks that the elements a container header declares can be present:
- * each takes at least one byte, so there are no more than bytes left. */
-static int check_container(size_t len, size_t pos,
-                           const struct msg_scan_head *h, uint64_t values,
-                           struct msg_error *err)
+int msg_scan_check_count(size_t len, size_t pos,
+                         const struct msg_scan_head *h, struct msg_error *err)
 {
         size_t left = len - pos - h->size;
+        uint64_t values = h->count;
 
+        if (h->kind == MSG_SCAN_MAP)
+                values *= 2;
         if (values <= left)
                 return 0;
         msg_error_set(err, MSG_E_PARSE, pos, "",
@@ -188,13 +188,12 @@ static int check_container(size_t len, size_t pos,
 }
 
 int msg_scan_value(const unsigned char *buf, size_t len, size_t *pos,
-                   struct msg_error *err)
+                   unsigned open, struct msg_error *err)
 {
         size_t left[MSG_SCAN_DEPTH_MAX]; /* values still due, per level */
-        unsigned depth = 0;
+        unsigned depth = open;
         size_t p = *pos;
         struct msg_scan_head h;
-        uint64_t values;
         int rc;
 
         for (;;) {
@@ -202,23 +201,22 @@ int msg_scan_value(const unsigned char *buf, size_t len, size_t *pos,
                 if (rc < 0)
                         return rc;
                 if (h.kind != MSG_SCAN_SCALAR) {
-                        if (depth == MSG_SCAN_DEPTH_MAX) {
+                        if (depth >= MSG_SCAN_DEPTH_MAX) {
                                 msg_error_set(err, MSG_E_PARSE, p, "",
                                               "containers nested deeper "
                                               "than %d at offset %zu",
                                               MSG_SCAN_DEPTH_MAX, p);
                                 return MSG_E_PARSE;
                         }
-                        values = h.count;
-                        if (h.kind == MSG_SCAN_MAP)
-                                values *= 2;
-                        rc = check_container(len, p, &h, values, err);
+                        rc = msg_scan_check_count(len, p, &h, err);
                         if (rc < 0)
                                 return rc;
                         p += h.size;
-                        if (values > 0) {
-                                /* values <= len - p, checked above */
-                                left[depth++] = (size_t)values;
+                        if (h.count > 0) {
+                                /* 2 * count <= len - p, checked above */
+                                left[depth++] = h.kind == MSG_SCAN_MAP
+                                                        ? 2 * (size_t)h.count
+                                                        : h.count;
                                 continue;
                         }
                 } else {
@@ -226,45 +224,11 @@ int msg_scan_value(const unsigned char *buf, size_t len, size_t *pos,
                 }
                 /* A value is complete: count it in its container, and so
                  * on up for each container that this completes. */
-                while (depth > 0 && --left[depth - 1] == 0)
+                while (depth > open && --left[depth - 1] == 0)
                         depth--;
-                if (depth == 0)
+                if (depth == open)
                         break;
         }
         *pos = p;
         return 0;
-}
-
-/* Offset after n values from pos, or len if they are not all there. */
-static size_t skip_values(const unsigned char *buf, size_t len, size_t pos,
-                          uint64_t n)
-{
-        for (; n > 0; n--) {
-                if (msg_scan_value(buf, len, &pos, NULL) < 0)
-                        return len;
-        }
-        return pos;
-}
-
-size_t msg_scan_pair_offset(const unsigned char *buf, size_t len,
-                            uint32_t pair, int want_value)
-{
-        struct msg_scan_head h;
-        uint64_t skip = 2 * (uint64_t)pair + (want_value ? 1 : 0);
-
-        if (msg_scan_head(buf, len, 0, &h, NULL) < 0 ||
-            h.kind != MSG_SCAN_MAP || pair >= h.count)
-                return len;
-        return skip_values(buf, len, h.size, skip);
-}
-
-size_t msg_scan_element_offset(const unsigned char *buf, size_t len,
-                               size_t pos, uint32_t index)
-{
-        struct msg_scan_head h;
-
-        if (msg_scan_head(buf, len, pos, &h, NULL) < 0 ||
-            h.kind != MSG_SCAN_ARRAY || index >= h.count)
-                return len;
-        return skip_values(buf, len, pos + h.size, index);
 }

@@ -1,14 +1,11 @@
 /*
  * msg_scan.h - private to cfd_schemas: checks raw msgpack bytes without
- * building objects, and finds the byte offset of a value for an error.
- *
- * msgpack_unpack() allocates n objects as soon as it reads an array or map
- * header claiming n elements, before it knows whether they follow; a few
- * bytes can thus ask for gigabytes.  It also reports no offset for a parse
- * error.  msg_decode() therefore runs msg_scan_value() first: once it has
- * passed, every declared element exists, so the zone needs at most a few
- * dozen bytes per message byte, and msgpack_unpack() cannot fail but for
- * lack of memory.
+ * building objects.  msg_decode() walks the top-level map with these
+ * functions: it reads each header with msg_scan_head(), checks the
+ * containers it opens itself with msg_scan_check_count(), and checks and
+ * skips every other value with msg_scan_value().  Every check reports a
+ * MSG_E_PARSE with the byte offset where it failed, and no container is
+ * trusted to hold more elements than bytes remain.
  */
 #ifndef CFD_SCHEMAS_MSG_SCAN_H
 #define CFD_SCHEMAS_MSG_SCAN_H
@@ -19,7 +16,8 @@
 #include "msg.h"
 
 /* Containers open at once that msgpack-c accepts (its
- * MSGPACK_EMBED_STACK_SIZE); it fails on deeper nesting, so we do too. */
+ * MSGPACK_EMBED_STACK_SIZE); it fails on deeper nesting, so we do too, as
+ * the decoder did when it unpacked with msgpack-c. */
 #define MSG_SCAN_DEPTH_MAX 32
 
 enum msg_scan_kind {
@@ -45,24 +43,24 @@ int msg_scan_head(const unsigned char *buf, size_t len, size_t pos,
                   struct msg_scan_head *ret_head, struct msg_error *err);
 
 /*
- * Checks the complete value starting at buf[*pos]: every header valid,
- * every declared element present, nesting within MSG_SCAN_DEPTH_MAX.
- * Returns 0 and moves *pos past the value, or MSG_E_PARSE with *err filled
- * (err may be NULL) and *pos unchanged.
+ * Checks that the elements which the array or map header h, read at
+ * buf[pos], declares can be present: each takes at least one byte.
+ * Returns 0, or MSG_E_PARSE with *err filled (err may be NULL).  Nesting is
+ * not checked here.
  */
-int msg_scan_value(const unsigned char *buf, size_t len, size_t *pos,
-                   struct msg_error *err);
+int msg_scan_check_count(size_t len, size_t pos,
+                         const struct msg_scan_head *h, struct msg_error *err);
 
 /*
- * Offsets for error reports in a message that msg_scan_value() accepted
- * and whose top level is a map: of the key or the value of pair number
- * pair (0-based), and of element index of the array at offset pos.  Both
- * return len when the value is not there.
+ * Checks the complete value starting at buf[*pos], which lies inside open
+ * containers already (0 for a message's top-level value): every header
+ * valid, every declared element present, nesting within
+ * MSG_SCAN_DEPTH_MAX counting the open ones.  Returns 0 and moves *pos
+ * past the value, or MSG_E_PARSE with *err filled (err may be NULL) and
+ * *pos unchanged.
  */
-size_t msg_scan_pair_offset(const unsigned char *buf, size_t len,
-                            uint32_t pair, int want_value);
-size_t msg_scan_element_offset(const unsigned char *buf, size_t len,
-                               size_t pos, uint32_t index);
+int msg_scan_value(const unsigned char *buf, size_t len, size_t *pos,
+                   unsigned open, struct msg_error *err);
 
 /* Fills *err (when not NULL) with code, offset, field and a printf-style
  * message; field and message are cut to fit. */
