@@ -277,14 +277,28 @@ static void quote_bytes(char *dst, size_t cap, const char *src, size_t len)
                 memcpy(dst + cap - 4, "...", 4);
 }
 
-/* Big-endian unsigned integer of 1, 2, 4 or 8 bytes at p. */
+/* Big-endian unsigned integers at p; written out so that the compiler
+ * turns each into one load and a byte swap. */
+static uint32_t load_be32(const unsigned char *p)
+{
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+               (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t load_be64(const unsigned char *p)
+{
+        return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
+}
+
+/* Of 1, 2, 4 or 8 bytes. */
 static uint64_t load_be(const unsigned char *p, unsigned width)
 {
-        uint64_t v = 0;
-
-        for (unsigned i = 0; i < width; i++)
-                v = v << 8 | p[i];
-        return v;
+        switch (width) {
+        case 1: return p[0];
+        case 2: return (uint64_t)p[0] << 8 | p[1];
+        case 4: return load_be32(p);
+        default: return load_be64(p);
+        }
 }
 
 /* The integer at v, whose header msg_scan_head() accepted; false when the
@@ -323,13 +337,13 @@ static bool number_read(const unsigned char *v, double *ret)
         struct wire_int n;
 
         if (v[0] == 0xcb) {
-                uint64_t bits = load_be(v + 1, 8);
+                uint64_t bits = load_be64(v + 1);
 
                 memcpy(ret, &bits, sizeof(*ret));
                 return true;
         }
         if (v[0] == 0xca) {
-                uint32_t bits = (uint32_t)load_be(v + 1, 4);
+                uint32_t bits = load_be32(v + 1);
                 float f;
 
                 memcpy(&f, &bits, sizeof(f));
@@ -360,6 +374,39 @@ static bool str_read(const unsigned char *v, const struct msg_scan_head *h,
         return true;
 }
 
+/* msg_scan_head() for the value at offset at.  The formats that labels
+ * use most (fixint, fixstr, float32, float64, fixarray) are read here
+ * when all their bytes are present; the others, and every error, are left
+ * to msg_scan_head(), so that the checks and their messages stay its own. */
+static int head_at(const struct walk *w, size_t at, struct msg_scan_head *h)
+{
+        unsigned char b;
+        size_t size = 0;
+
+        if (at >= w->len)
+                return msg_scan_head(w->buf, w->len, at, h, w->err);
+        b = w->buf[at];
+        h->kind = MSG_SCAN_SCALAR;
+        h->count = 0;
+        if (b <= 0x7f || b >= 0xe0) {
+                size = 1;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+                size = 1u + (b & 0x1fu);
+        } else if (b == 0xcb) {
+                size = 9;
+        } else if (b == 0xca) {
+                size = 5;
+        } else if (b >= 0x90 && b <= 0x9f) {
+                h->kind = MSG_SCAN_ARRAY;
+                h->count = b & 0x0fu;
+                size = 1;
+        }
+        if (size == 0 || size > w->len - at)
+                return msg_scan_head(w->buf, w->len, at, h, w->err);
+        h->size = size;
+        return 0;
+}
+
 /* Whether an error of this rank is to be recorded (see enum rank); if so,
  * it becomes the one recorded, and the caller fills w->err. */
 static bool walk_takes(struct walk *w, int rank, int code)
@@ -388,7 +435,7 @@ static int value_next(struct walk *w, size_t *ret_at,
         size_t at = w->pos;
         int rc;
 
-        rc = msg_scan_head(w->buf, w->len, at, ret_h, w->err);
+        rc = head_at(w, at, ret_h);
         if (rc < 0)
                 return rc;
         if (ret_h->kind == MSG_SCAN_SCALAR) {
@@ -490,7 +537,7 @@ static int read_prob(struct walk *w, uint32_t i)
         struct msg_scan_head h;
         int rc;
 
-        rc = msg_scan_head(w->buf, w->len, at, &h, w->err);
+        rc = head_at(w, at, &h);
         if (rc < 0)
                 return rc;
         if (h.kind == MSG_SCAN_SCALAR) {
@@ -524,7 +571,7 @@ static int read_probs(struct walk *w)
         struct msg_scan_head h;
         int rc;
 
-        rc = msg_scan_head(w->buf, w->len, at, &h, w->err);
+        rc = head_at(w, at, &h);
         if (rc < 0)
                 return rc;
         if (h.kind != MSG_SCAN_ARRAY || h.count != w->dec->k) {
