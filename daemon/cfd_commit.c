@@ -31,8 +31,9 @@
 
 /*
  * Offsets: per partition, one past the last message whose output was
- * delivered with no undelivered output before it in the batch
- * (first = false), or the batch's first offset (first = true).
+ * delivered (in a transaction: not failed) with none before it in the
+ * batch that was not (first = false), or the batch's first offset
+ * (first = true).
  */
 static rd_kafka_topic_partition_list_t *
 batch_offsets(const struct cfd_loop *loop, bool first)
@@ -57,7 +58,11 @@ batch_offsets(const struct cfd_loop *loop, bool first)
                 }
                 if (first)
                         continue;
-                if (slot->state != CFD_SLOT_DONE)
+                /* In a transaction an output still in flight commits or
+                 * aborts with it: only a failed one blocks.  Outside, an
+                 * output counts once the broker acknowledged it. */
+                if (slot->state == CFD_SLOT_FAILED ||
+                    (slot->state == CFD_SLOT_PENDING && !loop->transactional))
                         tp->opaque = (void *)1; /* blocked from here on */
                 else if (!tp->opaque)
                         tp->offset = slot->in->offset + 1;
@@ -268,7 +273,7 @@ static char *produce_state(struct cfd_loop *loop, size_t *ret_len)
 {
         const char *key = loop->cfg->delivery.transactional_id;
         rd_kafka_resp_err_t err;
-        char *buf;
+        char *buf, *inputs;
         int rc;
 
         rc = cl_state_snapshot(loop->state, &buf, ret_len);
@@ -277,13 +282,24 @@ static char *produce_state(struct cfd_loop *loop, size_t *ret_len)
                         cl_strerror(rc));
                 return NULL;
         }
+        inputs = cfd_offsets_format(&loop->committed_offsets,
+                                    loop->txn_offsets);
+        if (!inputs) {
+                cfd_log(CFD_LOG_ERROR, "snapshot_failed",
+                        "err=\"out of memory\"");
+                free(buf);
+                return NULL;
+        }
         err = rd_kafka_producev(loop->producer,
                                 RD_KAFKA_V_RKT(loop->state_topic),
                                 RD_KAFKA_V_PARTITION(loop->state_partition),
                                 RD_KAFKA_V_KEY(key, strlen(key)),
                                 RD_KAFKA_V_VALUE(buf, *ret_len),
+                                RD_KAFKA_V_HEADER(CFD_OFFSETS_HEADER, inputs,
+                                                  -1),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        free(inputs);
         if (err) {
                 bool permanent = cfd_delivery_error_is_permanent(err);
 
@@ -304,63 +320,26 @@ static char *produce_state(struct cfd_loop *loop, size_t *ret_len)
 
 static rd_kafka_error_t *send_offsets(struct cfd_loop *loop)
 {
-        rd_kafka_topic_partition_list_t *list = committable(loop);
         rd_kafka_consumer_group_metadata_t *meta =
                 rd_kafka_consumer_group_metadata(loop->consumer);
         rd_kafka_error_t *error;
 
-        error = rd_kafka_send_offsets_to_transaction(loop->producer, list,
-                                                     meta, TXN_TIMEOUT_MS);
+        error = rd_kafka_send_offsets_to_transaction(
+                loop->producer, loop->txn_offsets, meta, TXN_TIMEOUT_MS);
         rd_kafka_consumer_group_metadata_destroy(meta);
-        rd_kafka_topic_partition_list_destroy(list);
         return error;
 }
 
 /*
- * librdkafka's mock broker acknowledges transactional offsets without
- * storing them.  After the first transaction the committed offsets are
- * read back once: where they were not stored, every later transaction's
- * offsets are also committed outside it.  On Kafka they are stored, and
- * this must not happen there: such a commit, retried across a broker
+ * librdkafka's mock broker acknowledges the offsets of a transaction
+ * without storing them, so there they are also committed outside it,
+ * after it.  Never on Kafka: such a commit, retried across a broker
  * restart, could land after a newer transaction and move the group back.
  */
-static void probe_offset_storage(struct cfd_loop *loop,
-                                 const rd_kafka_topic_partition_list_t *sent)
-{
-        rd_kafka_topic_partition_list_t *got =
-                rd_kafka_topic_partition_list_copy(sent);
-        rd_kafka_resp_err_t err;
-        bool stored = true;
-
-        err = rd_kafka_committed(loop->consumer, got, TXN_TIMEOUT_MS);
-        if (err) {
-                /* Unknown: ask again after the next transaction. */
-                rd_kafka_topic_partition_list_destroy(got);
-                return;
-        }
-        for (int i = 0; i < got->cnt; i++)
-                stored &= got->elems[i].offset == sent->elems[i].offset;
-        rd_kafka_topic_partition_list_destroy(got);
-        loop->mirror_offsets = stored ? CFD_MIRROR_NO : CFD_MIRROR_YES;
-        if (!stored)
-                cfd_log(CFD_LOG_INFO, "offsets_mirrored",
-                        "reason=\"the broker did not store the offsets of a "
-                        "transaction (librdkafka's mock broker)\" "
-                        "action=commit_them_outside_too");
-}
-
 static void mirror_offsets(struct cfd_loop *loop)
 {
-        rd_kafka_topic_partition_list_t *list;
-
-        if (loop->mirror_offsets == CFD_MIRROR_NO)
-                return;
-        list = committable(loop);
-        if (list->cnt > 0 && loop->mirror_offsets == CFD_MIRROR_UNKNOWN)
-                probe_offset_storage(loop, list);
-        if (list->cnt > 0 && loop->mirror_offsets == CFD_MIRROR_YES)
-                rd_kafka_commit(loop->consumer, list, 1);
-        rd_kafka_topic_partition_list_destroy(list);
+        if (loop->mirror_offsets && loop->txn_offsets->cnt > 0)
+                rd_kafka_commit(loop->consumer, loop->txn_offsets, 1);
 }
 
 /* Retries a retriable call until it succeeds or needs an abort.
@@ -485,38 +464,65 @@ static void log_failed_outputs(const struct cfd_loop *loop)
         }
 }
 
-static int commit_exactly_once(struct cfd_loop *loop)
+/* The transaction itself: the state record, the offsets, the commit.
+ * Returns 0 when committed (with *ret_snap the snapshot it holds), 1 when
+ * it must be aborted, -1 on a fatal error. */
+static int commit_transaction(struct cfd_loop *loop, char **ret_snap,
+                              size_t *ret_len)
 {
-        size_t snap_len = 0;
         char *snap = NULL;
         int rc = 1;
 
         /* An output that never left (refused by producev) is unknown to
          * the transaction: committing would lose its item. */
         if (cfd_loop_count_failed(loop) == 0)
-                snap = produce_state(loop, &snap_len);
+                snap = produce_state(loop, ret_len);
         else
                 log_failed_outputs(loop);
         if (snap)
                 rc = txn_step(loop, "txn_offsets_failed", send_offsets);
-
         if (rc == 0)
                 rc = txn_step(loop, "txn_commit_failed", commit_call);
-        if (rc == 0) {
-                loop->in_txn = false;
-                cfd_loop_wait_deliveries(loop);
-                free(loop->committed_state);
-                loop->committed_state = snap;
-                loop->committed_len = snap_len;
-                loop->stats.commits++;
-                cfd_metrics_transaction(loop->metrics, true);
-                cfd_loop_account(loop);
-                cfd_loop_count_batch(loop);
-                mirror_offsets(loop);
-                cfd_loop_refresh_decider(loop, false);
+        if (rc == 0)
+                *ret_snap = snap;
+        else
+                free(snap);
+        return rc;
+}
+
+/* After a commit: the new committed state, counts, metrics, offsets. */
+static void committed(struct cfd_loop *loop, char *snap, size_t len)
+{
+        loop->in_txn = false;
+        cfd_loop_wait_deliveries(loop);
+        free(loop->committed_state);
+        loop->committed_state = snap;
+        loop->committed_len = len;
+        if (cfd_offsets_set(&loop->committed_offsets, loop->txn_offsets) < 0)
+                cfd_log(CFD_LOG_WARN, "offsets_not_kept",
+                        "err=\"out of memory\" action=continue");
+        loop->stats.commits++;
+        cfd_metrics_transaction(loop->metrics, true);
+        cfd_loop_account(loop);
+        cfd_loop_count_batch(loop);
+        mirror_offsets(loop);
+        cfd_loop_refresh_decider(loop, false);
+}
+
+static int commit_exactly_once(struct cfd_loop *loop)
+{
+        size_t snap_len = 0;
+        char *snap = NULL;
+        int rc;
+
+        loop->txn_offsets = committable(loop);
+        rc = commit_transaction(loop, &snap, &snap_len);
+        if (rc == 0)
+                committed(loop, snap, snap_len);
+        rd_kafka_topic_partition_list_destroy(loop->txn_offsets);
+        loop->txn_offsets = NULL;
+        if (rc == 0)
                 return 0;
-        }
-        free(snap);
         if (rc < 0 || loop->fatal)
                 return -1;
         cfd_metrics_transaction(loop->metrics, false);
@@ -590,12 +596,29 @@ static int open_state_topic(struct cfd_loop *loop, char *errbuf,
         return 0;
 }
 
+/* The mock cluster names itself "mockCluster<hex>" (rdkafka_mock.c). */
+static bool broker_is_mock(rd_kafka_t *rk)
+{
+        char *id = rd_kafka_clusterid(rk, METADATA_TIMEOUT_MS);
+        bool mock = id && !strncmp(id, "mockCluster", 11);
+
+        if (id)
+                rd_kafka_mem_free(rk, id);
+        return mock;
+}
+
 int cfd_commit_init(struct cfd_loop *loop, char *errbuf, size_t errsize)
 {
         rd_kafka_error_t *error;
 
         if (!loop->transactional)
                 return 0;
+        loop->mirror_offsets = broker_is_mock(loop->producer);
+        if (loop->mirror_offsets)
+                cfd_log(CFD_LOG_INFO, "offsets_mirrored",
+                        "reason=\"librdkafka's mock broker does not store "
+                        "the offsets of a transaction\" "
+                        "action=commit_them_outside_too");
         error = rd_kafka_init_transactions(loop->producer, TXN_TIMEOUT_MS);
         if (error) {
                 snprintf(errbuf, errsize, "init_transactions (%s): %s",

@@ -13,6 +13,7 @@
 #include "cfd_kafka.h"
 #include "cfd_log.h"
 #include "cfd_loop_priv.h"
+#include "cfd_offsets.h"
 #include "cfd_peers.h"
 #include "cfd_route.h"
 #include "cfd_state.h"
@@ -148,6 +149,46 @@ static void log_partitions(const char *event,
                 parts->cnt ? parts->elems[0].topic : "-", parts->cnt, list);
 }
 
+/*
+ * Exactly-once: each assigned partition starts at the larger of the
+ * group's committed offset and the offset saved with the state snapshot
+ * (cfd_offsets.h).  The two agree unless the broker lost the group's
+ * offset, which happens when an open transaction holding offsets is
+ * fenced, or another instance moved the partition further.
+ */
+static void start_offsets(struct cfd_loop *loop, rd_kafka_t *rk,
+                          rd_kafka_topic_partition_list_t *parts)
+{
+        rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, 30000);
+
+        if (err) {
+                cfd_log(CFD_LOG_WARN, "committed_offsets_unknown",
+                        "err=\"%s\" action=use_state_offsets",
+                        rd_kafka_err2str(err));
+                for (int i = 0; i < parts->cnt; i++)
+                        parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                int64_t saved = cfd_offsets_get(&loop->committed_offsets,
+                                                tp->partition);
+
+                /* Negative offsets are logical (-1001 none, -1 end). */
+                if (saved < 0 || saved <= tp->offset) {
+                        cfd_log(CFD_LOG_DEBUG, "partition_start",
+                                "topic=%s partition=%" PRId32
+                                " committed=%" PRId64 " state=%" PRId64,
+                                tp->topic, tp->partition, tp->offset, saved);
+                        continue;
+                }
+                cfd_log(CFD_LOG_WARN, "offset_from_state",
+                        "topic=%s partition=%" PRId32 " committed=%" PRId64
+                        " state=%" PRId64 " action=start_at_state",
+                        tp->topic, tp->partition, tp->offset, saved);
+                tp->offset = saved;
+        }
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -159,6 +200,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 log_partitions("partitions_assigned", parts);
+                if (loop->transactional)
+                        start_offsets(loop, rk, parts);
                 if (cooperative)
                         error = rd_kafka_incremental_assign(rk, parts);
                 else
@@ -1080,28 +1123,33 @@ static int make_decoder(struct cfd_loop *loop, char *errbuf, size_t errsize)
 static int load_state(struct cfd_loop *loop, const char *bootstrap,
                       char *errbuf, size_t errsize)
 {
+        struct cfd_state_record rec = {NULL, 0, -1, NULL};
         enum cfd_state_origin origin;
-        char *snap = NULL;
-        size_t len = 0;
-        int64_t offset = -1;
         int rc = 0;
 
         if (loop->transactional)
                 rc = cfd_state_fetch(loop->cfg, bootstrap,
                                      loop->cfg->kafka.topic_state,
                                      loop->cfg->delivery.transactional_id,
-                                     &snap, &len, &offset, errbuf, errsize);
+                                     &rec, errbuf, errsize);
         if (rc < 0)
                 return -1;
-        rc = cfd_state_build(loop->cfg, &loop->params, snap, len,
+        rc = cfd_state_build(loop->cfg, &loop->params, rec.buf, rec.len,
                              &loop->state, &origin, errbuf, errsize);
-        free(snap);
+        if (rc == 0 && rec.inputs &&
+            cfd_offsets_parse(&loop->committed_offsets, rec.inputs,
+                              strlen(rec.inputs)) < 0)
+                cfd_log(CFD_LOG_WARN, "state_offsets_unreadable",
+                        "offset=%" PRId64 " action=use_group_offsets",
+                        rec.offset);
+        free(rec.buf);
+        free(rec.inputs);
         if (rc < 0)
                 return -1;
         cfd_log(CFD_LOG_INFO, "state_loaded",
                 "origin=%s items=%" PRIu64 " offset=%" PRId64 " bytes=%zu",
                 cfd_state_origin_name(origin), cl_state_items(loop->state),
-                offset, len);
+                rec.offset, rec.len);
         if (cfd_commit_keep_state(loop) < 0) {
                 snprintf(errbuf, errsize, "out of memory for a snapshot");
                 return -1;
@@ -1204,6 +1252,7 @@ void cfd_loop_free(struct cfd_loop *loop)
         }
         msg_decoder_free(loop->decoder);
         cfd_peers_free(loop->peers);
+        cfd_offsets_release(&loop->committed_offsets);
         cl_state_free(loop->decider);
         cl_state_free(loop->state);
         free(loop->committed_state);

@@ -14,6 +14,7 @@
 
 #include "cfd_loop.h"
 #include "cfd_metrics.h"
+#include "cfd_offsets.h"
 #include "cfd_notify.h"
 #include "cl.h"
 #include "msg.h"
@@ -69,14 +70,6 @@ struct cfd_poison {
 struct cfd_peers;
 struct cfd_routes;
 
-/* Whether transactional offsets are also committed outside the
- * transaction (cfd_commit.c): known after the first transaction. */
-enum cfd_mirror {
-        CFD_MIRROR_UNKNOWN = 0,
-        CFD_MIRROR_NO,
-        CFD_MIRROR_YES,
-};
-
 struct cfd_loop {
         const struct cfg *cfg;
         volatile sig_atomic_t *stop;   /* set by the signal handler */
@@ -102,7 +95,11 @@ struct cfd_loop {
         rd_kafka_topic_t *state_topic;
         int32_t state_partition;
         char *committed_state; /* snapshot as of the last commit */
-        enum cfd_mirror mirror_offsets;
+        bool mirror_offsets;   /* also commit them outside (the mock) */
+        /* Input offsets as of the committed snapshot; the offsets of the
+         * transaction being committed. */
+        struct cfd_offsets committed_offsets;
+        rd_kafka_topic_partition_list_t *txn_offsets;
         size_t committed_len;
 
         /* Warm-up hold: verdicts of released items, and since when the

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cfd_kafka.h"
+#include "cfd_offsets.h"
 
 #define FETCH_TIMEOUT_MS 30000
 #define POLL_SLICE_MS 200
@@ -52,9 +53,7 @@ struct fetch {
         const char *key;
         int32_t partition;
         int64_t deadline_ms;
-        char *buf; /* newest matching snapshot so far */
-        size_t len;
-        int64_t offset;
+        struct cfd_state_record rec; /* newest matching snapshot so far */
 };
 
 static rd_kafka_t *fetch_consumer(const struct cfg *cfg, const char *bootstrap,
@@ -115,23 +114,50 @@ static int find_partition(struct fetch *f, char *errbuf, size_t errsize)
         return rc;
 }
 
+/* A NUL-terminated copy of the record's input offsets header, or NULL. */
+static char *copy_inputs(const rd_kafka_message_t *m, int *ret_err)
+{
+        rd_kafka_headers_t *hdrs = NULL;
+        const void *value;
+        size_t size;
+        char *copy;
+
+        *ret_err = 0;
+        if (rd_kafka_message_headers(m, &hdrs) ||
+            rd_kafka_header_get_last(hdrs, CFD_OFFSETS_HEADER, &value,
+                                     &size))
+                return NULL;
+        copy = malloc(size + 1);
+        if (!copy) {
+                *ret_err = -1;
+                return NULL;
+        }
+        memcpy(copy, value, size);
+        copy[size] = '\0';
+        return copy;
+}
+
 static int keep_if_ours(struct fetch *f, const rd_kafka_message_t *m)
 {
         size_t key_len = strlen(f->key);
-        char *copy;
+        char *copy, *inputs;
+        int err;
 
         if (m->key_len != key_len || memcmp(m->key, f->key, key_len))
                 return 0;
         if (!m->payload || m->len == 0)
                 return 0; /* a tombstone: the key was deleted */
         copy = malloc(m->len);
-        if (!copy)
+        inputs = copy_inputs(m, &err);
+        if (!copy || err) {
+                free(copy);
+                free(inputs);
                 return -1;
+        }
         memcpy(copy, m->payload, m->len);
-        free(f->buf);
-        f->buf = copy;
-        f->len = m->len;
-        f->offset = m->offset;
+        free(f->rec.buf);
+        free(f->rec.inputs);
+        f->rec = (struct cfd_state_record){copy, m->len, m->offset, inputs};
         return 0;
 }
 
@@ -206,19 +232,19 @@ static int fetch_newest(struct fetch *f, char *errbuf, size_t errsize)
 
                 if (read_from(f, start, errbuf, errsize) < 0)
                         return -1;
-                if (f->buf || start == lo)
+                if (f->rec.buf || start == lo)
                         break;
                 window *= WINDOW_GROWTH;
         }
-        return f->buf ? 1 : 0;
+        return f->rec.buf ? 1 : 0;
 }
 
 int cfd_state_fetch(const struct cfg *cfg, const char *bootstrap,
-                    const char *topic, const char *key, char **ret_buf,
-                    size_t *ret_len, int64_t *ret_offset, char *errbuf,
+                    const char *topic, const char *key,
+                    struct cfd_state_record *ret, char *errbuf,
                     size_t errsize)
 {
-        struct fetch f = {.topic = topic, .key = key, .offset = -1};
+        struct fetch f = {.topic = topic, .key = key, .rec.offset = -1};
         int rc = -1;
 
         f.deadline_ms = now_ms() + FETCH_TIMEOUT_MS;
@@ -231,12 +257,11 @@ int cfd_state_fetch(const struct cfg *cfg, const char *bootstrap,
         rd_kafka_destroy(f.rk);
 
         if (rc == 1) {
-                *ret_buf = f.buf;
-                *ret_len = f.len;
-                *ret_offset = f.offset;
+                *ret = f.rec;
                 return 1;
         }
-        free(f.buf);
+        free(f.rec.buf);
+        free(f.rec.inputs);
         return rc;
 }
 

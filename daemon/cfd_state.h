@@ -29,16 +29,24 @@ enum cfd_state_origin {
 
 const char *cfd_state_origin_name(enum cfd_state_origin origin);
 
+/* A snapshot read back from the state topic. */
+struct cfd_state_record {
+        char *buf;     /* the snapshot (free with free()) */
+        size_t len;
+        int64_t offset; /* its offset on the state topic */
+        char *inputs;   /* its confidentd-offsets header, NUL-terminated
+                         * (free with free()), or NULL */
+};
+
 /*
  * Reads the newest committed snapshot stored under key on topic, through
  * a short-lived consumer of its own (read_committed, no group) built from
- * cfg's properties.  Returns 1 with *ret_buf (free with free()) and
- * *ret_len set, 0 when the topic holds no snapshot of key, or -1 with
- * errbuf filled.  *ret_offset gets the snapshot's offset.
+ * cfg's properties.  Returns 1 with *ret filled, 0 when the topic holds
+ * no snapshot of key, or -1 with errbuf filled.
  */
 int cfd_state_fetch(const struct cfg *cfg, const char *bootstrap,
-                    const char *topic, const char *key, char **ret_buf,
-                    size_t *ret_len, int64_t *ret_offset, char *errbuf,
+                    const char *topic, const char *key,
+                    struct cfd_state_record *ret, char *errbuf,
                     size_t errsize);
 
 /*
