@@ -658,7 +658,7 @@ static enum field field_find(const struct msg_str *key)
  * for none).  A non-string key or a repeated field is recorded in w. */
 static int read_key(struct walk *w, enum field *ret_f)
 {
-        size_t at = w->pos;
+        size_t at;
         struct msg_scan_head h;
         struct msg_str key;
         enum field f = FIELD_COUNT;
