@@ -24,6 +24,7 @@
 
 #include "cli.h"
 #include "csvread.h"
+#include "ctl_kafka.h"
 #include "msg.h"
 
 #define MAX_PROPERTIES      64
@@ -499,45 +500,13 @@ static int load_truth(struct evaluation *ev) {
 
 /* ---- the consumer ---------------------------------------------------- */
 
-static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
-                           void *opaque) {
-        (void)rk;
-        (void)opaque;
-        fprintf(stderr,
-                "level=warn event=kafka_error src=rdkafka err=%s "
-                "reason=\"%s\"\n",
-                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-/* librdkafka's own log lines, from its threads, as key=value lines. */
-static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
-                           const char *buf) {
-        (void)rk;
-        fprintf(stderr,
-                "level=%s event=rdkafka_log src=rdkafka fac=%s msg=\"%s\"\n",
-                level <= 3 ? "error" : level <= 4 ? "warn" : "info", fac,
-                buf);
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name,
-                    const char *value) {
-        char errstr[512];
-
-        if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) ==
-            RD_KAFKA_CONF_OK)
-                return 0;
-        fprintf(stderr, "confidentctl evaluate: property %s=%s: %s\n", name,
-                value, errstr);
-        return -1;
-}
-
 /*
- * Defaults, then --property.  group.id is required by
- * rd_kafka_consumer_poll() but never joined: partitions are assigned.
- * The fetch settings keep the mock broker fast (empty fetches are held
- * fetch.wait.max.ms; a full queue is looked at again only every second).
+ * group.id is required by rd_kafka_consumer_poll() but never joined:
+ * partitions are assigned.  The fetch settings keep the mock broker fast
+ * (empty fetches are held fetch.wait.max.ms; a full queue is looked at
+ * again only every second).
  */
-static int configure(const struct eval_opts *o, rd_kafka_conf_t *conf) {
+static int open_consumer(struct evaluation *ev) {
         static const char *const defaults[][2] = {
                 {"group.id", "confidentctl-evaluate"},
                 {"enable.auto.commit", "false"},
@@ -546,43 +515,14 @@ static int configure(const struct eval_opts *o, rd_kafka_conf_t *conf) {
                 {"fetch.wait.max.ms", "10"},
                 {"queued.min.messages", "1000000"},
         };
-        char name[256];
-        size_t i;
-
-        if (conf_set(conf, "bootstrap.servers", o->brokers))
-                return -1;
-        for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-                if (conf_set(conf, defaults[i][0], defaults[i][1]))
-                        return -1;
-        for (i = 0; i < o->nprops; i++) {
-                size_t len = (size_t)(strchr(o->props[i], '=') -
-                                      o->props[i]);
-
-                if (len >= sizeof(name)) {
-                        fprintf(stderr,
-                                "confidentctl evaluate: --property '%s': "
-                                "name too long\n",
-                                o->props[i]);
-                        return -1;
-                }
-                memcpy(name, o->props[i], len);
-                name[len] = '\0';
-                if (conf_set(conf, name, o->props[i] + len + 1))
-                        return -1;
-        }
-        return 0;
-}
-
-static int open_consumer(struct evaluation *ev) {
         char errstr[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_t *conf;
 
-        rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-        rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
-        if (configure(ev->o, conf)) {
-                rd_kafka_conf_destroy(conf);
+        conf = ctl_kafka_conf("confidentctl evaluate", ev->o->brokers,
+                              defaults, sizeof(defaults) / sizeof(defaults[0]),
+                              ev->o->props, ev->o->nprops);
+        if (!conf)
                 return -1;
-        }
         /* rd_kafka_new() takes conf on success only. */
         ev->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
                               sizeof(errstr));

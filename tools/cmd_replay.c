@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "csvread.h"
+#include "ctl_kafka.h"
 #include "msg.h"
 #include "npy.h"
 
@@ -317,65 +318,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         dr->failed++;
 }
 
-static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
-                           void *opaque) {
-        (void)rk;
-        (void)opaque;
-        fprintf(stderr,
-                "level=warn event=kafka_error src=rdkafka err=%s "
-                "reason=\"%s\"\n",
-                rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
-}
-
-/* librdkafka's own log lines, from its threads, as key=value lines. */
-static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
-                           const char *buf) {
-        (void)rk;
-        fprintf(stderr,
-                "level=%s event=rdkafka_log src=rdkafka fac=%s msg=\"%s\"\n",
-                level <= 3 ? "error" : level <= 4 ? "warn" : "info", fac,
-                buf);
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name,
-                    const char *value) {
-        char errstr[512];
-
-        if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) ==
-            RD_KAFKA_CONF_OK)
-                return 0;
-        fprintf(stderr, "confidentctl replay: property %s=%s: %s\n", name,
-                value, errstr);
-        return -1;
-}
-
-/* Applies the defaults, then each --property NAME=VALUE. */
-static int configure(const struct replay_opts *o, rd_kafka_conf_t *conf) {
-        char name[256];
-        size_t i;
-
-        if (conf_set(conf, "bootstrap.servers", o->brokers) ||
-            conf_set(conf, "linger.ms", "5"))
-                return -1;
-        for (i = 0; i < o->nprops; i++) {
-                size_t len = (size_t)(strchr(o->props[i], '=') -
-                                      o->props[i]);
-
-                if (len == 0 || len >= sizeof(name)) {
-                        fprintf(stderr,
-                                "confidentctl replay: --property '%s': "
-                                "bad name\n",
-                                o->props[i]);
-                        return -1;
-                }
-                memcpy(name, o->props[i], len);
-                name[len] = '\0';
-                if (conf_set(conf, name, o->props[i] + len + 1))
-                        return -1;
-        }
-        return 0;
-}
-
 /*
  * Fetches the topic's metadata once, so that the first message does not
  * wait for the periodic refresh, and fails early when the brokers or the
@@ -413,17 +355,16 @@ static int warm_up(struct replay *r) {
 }
 
 static int open_producer(struct replay *r) {
+        static const char *const defaults[][2] = {{"linger.ms", "5"}};
         char errstr[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_t *conf;
 
-        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-        rd_kafka_conf_set_error_cb(conf, on_kafka_error);
-        rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
-        rd_kafka_conf_set_opaque(conf, &r->dr);
-        if (configure(r->o, conf)) {
-                rd_kafka_conf_destroy(conf);
+        conf = ctl_kafka_conf("confidentctl replay", r->o->brokers,
+                              defaults, 1, r->o->props, r->o->nprops);
+        if (!conf)
                 return -1;
-        }
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_opaque(conf, &r->dr);
         /* rd_kafka_new() takes conf on success only. */
         r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
         if (!r->rk) {
