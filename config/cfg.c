@@ -586,7 +586,8 @@ static int default_topic(struct cfg_error *err, const struct cfg_node *input,
         if (len > CFG_TOPIC_MAX)
                 return cfg_error_set(err, CFG_E_VALUE, input->line,
                                      input->col,
-                                     "'input' is too long to derive the '%s' topic (max %u characters)",
+                                     "'input' is too long to derive the '%s' "
+                                     "topic (max %u characters)",
                                      topic_keys[t], CFG_TOPIC_MAX);
         name = malloc(len + 1);
         if (!name)
@@ -811,7 +812,10 @@ static int check_class_names(struct cfg_error *err,
                 if (confusing_number(item->text, i, label, sizeof(label)))
                         return cfg_error_set(err, CFG_E_VALUE, item->line,
                                              item->col,
-                                             "class name %s at index %zu would be confused with the integer label %s; use names that are not numbers, or 0..K-1 in order",
+                                             "class name %s at index %zu would be "
+                                             "confused with the integer label %s; "
+                                             "use names that are not numbers, or "
+                                             "0..K-1 in order",
                                              quote_node(item, shown,
                                                         sizeof(shown)),
                                              i, label);
