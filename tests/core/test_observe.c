@@ -12,7 +12,8 @@
  * tree shapes of one, two and three levels, exact and pooled cells, K = 2
  * to 1000, rows with bin-edge margins (dyadic probabilities), rejected
  * rows of every kind, a decision window, warm-up pass, decay with
- * renormalisation, and a snapshot restore plus a merge halfway; then, when
+ * renormalisation, and a snapshot restore plus a merge with a state of
+ * other rows halfway; then, when
  * the data is there, the 511,000 CIFAR-10H annotations for every filter
  * with and without decay.
  *
@@ -59,97 +60,97 @@ struct shape {
 /* Hashes recorded with the implementation before the fast paths. */
 static const struct shape shapes[] = {
         {"k2", 2, 256, 0, 0, false, -1, 0, 0, 3000, 20000, {
-                 {0x9173a071d7174afcULL, 0x7f4ead09df4e21ceULL},
-                 {0x38281b067688d76dULL, 0x6e137e7d932ae5c3ULL},
-                 {0x2dbfbaf9b3f421ebULL, 0xe21078c663efd5d1ULL},
-                 {0x504046faf276fabeULL, 0x87aca377d4a8dfcdULL},
-                 {0xeba1bc090d4749e9ULL, 0xdf73a66a4e07c2e4ULL},
-                 {0x3f78f813c5f01b08ULL, 0xcbc857a8f032bf47ULL},
-                 {0xd884d28b615b55caULL, 0x70c6f7c40df685eeULL},
+                 {0xe9787f340dfd082cULL, 0x86610ef2f58637e7ULL},
+                 {0x898d7f587649ca99ULL, 0xe4c435d66599357cULL},
+                 {0xaf8883acad409d02ULL, 0x605cbb73bc85af61ULL},
+                 {0x8d505c2ecd98855fULL, 0xfb760c84d64d784cULL},
+                 {0x159dbd03e02148a3ULL, 0x91873e515585c31bULL},
+                 {0x257d962bb74bd9bdULL, 0xc9afb1c5f51eb91eULL},
+                 {0x67270982f4b09f28ULL, 0xf35c5dd12a24891eULL},
          }},
         {"k10", 10, 256, 0, 0, false, -1, 0, 0, 3000, 40000, {
-                 {0x3dcd190d8feac205ULL, 0xa0a3675e6b569263ULL},
-                 {0x6e4940c71ee15e51ULL, 0x61db0fb44b8eb7a4ULL},
-                 {0xd6288d7182eda6a5ULL, 0xa14a41bfce0f6986ULL},
-                 {0x325585b165f11a50ULL, 0x60121dc8ee4eea25ULL},
-                 {0x4238ba09e8ed378cULL, 0xb6bfcd2f3593e120ULL},
-                 {0x05fa33cbc5de061fULL, 0x941def2dffe81982ULL},
-                 {0x308467536c748de9ULL, 0x756c222cbebef56bULL},
+                 {0x2de560bef13ff716ULL, 0x54f7a7c730f77979ULL},
+                 {0xcd58f1af336c0723ULL, 0x346cfc085055bc1cULL},
+                 {0x228e4ff033b73325ULL, 0xea06693b72360471ULL},
+                 {0xb91245b890ecff6eULL, 0x7aee8df0712f1e1dULL},
+                 {0xd49007febca6e64fULL, 0x3d51bdcb7f04d24fULL},
+                 {0x7203d008978ce57cULL, 0x0f3636e4520effb1ULL},
+                 {0xb1db59a6560e3e02ULL, 0x2489d6e0184ec0fbULL},
          }},
         {"k10-bins16", 10, 16, 0, 0, false, -1, 0, 0, 3000, 20000, {
-                 {0xbde987949309220aULL, 0x2dae58ae9798f6bcULL},
-                 {0xf3e9ced8e34c05c4ULL, 0xf2b3b0dbd54a7467ULL},
-                 {0x3bdc2450da4066ddULL, 0xf04c5dc93d45304bULL},
-                 {0x20315d17fd9edf7dULL, 0x801a929bedd2a9c6ULL},
-                 {0x3fea252c3da4ccf5ULL, 0x1a565e4cf365350fULL},
-                 {0x8fa73f471a1ea2fcULL, 0xb257f43c64777218ULL},
-                 {0x49f8cd58d2ce45b2ULL, 0xbd74019d30af4932ULL},
+                 {0x8c4a5c356aff991fULL, 0x96a596f014ec8cddULL},
+                 {0x9b3c6cf2f913890dULL, 0xe289fed2bf150106ULL},
+                 {0xa0a3a1d11d306cbaULL, 0x3b0f5bc8383a48b6ULL},
+                 {0x2aaed00e6e0d8051ULL, 0x48cc873e6822daf7ULL},
+                 {0x249e03ed487495a6ULL, 0x59fa5535973cd383ULL},
+                 {0x223d4142d28fc40dULL, 0x8874ea94fbe823d1ULL},
+                 {0x53af935e76badef5ULL, 0x7430fa3d3c4717fbULL},
          }},
         {"k10-bins100-window", 10, 100, 0, 500, false, -1, 0, 0, 3000, 20000,
          {
-                 {0x386a6447d1939259ULL, 0x7b81ccde4aab4fcdULL},
-                 {0x86195a32c0385e47ULL, 0xee182fda86b727f8ULL},
-                 {0x4e0fa3a63ba1a475ULL, 0x1a35c8858658b770ULL},
-                 {0x101e24ebafe60825ULL, 0x7edeb551e80616c0ULL},
-                 {0xd4837748d555a28dULL, 0xc40bfe616265f277ULL},
-                 {0x2d810a8b1f4e64caULL, 0x127e27eb0dc25163ULL},
-                 {0x0d180a940dcae5d3ULL, 0x5a22f8519152b035ULL},
+                 {0xca020597cde0d937ULL, 0xcd7625e2faca3326ULL},
+                 {0x77265ff68602c112ULL, 0x248ae3eb77ef571bULL},
+                 {0x4b942787783cf4fbULL, 0xda888cfb0365ed68ULL},
+                 {0x8e841a91e954d33aULL, 0x0435502957dc5429ULL},
+                 {0xd6efe160cd4211aaULL, 0xd5a655f7cbb7d87bULL},
+                 {0x6d9675bb03fcfcffULL, 0xd02dfb917db67765ULL},
+                 {0x91857a61b519f94fULL, 0x005544cd42bf9a58ULL},
          }},
         {"k10-bins4096-cells3", 10, 4096, 3, 0, false, -1, 0, 0, 3000, 20000,
          {
-                 {0xa646967fd423900fULL, 0xa30418184152ff7bULL},
-                 {0xe30f04b75485ddcdULL, 0x491fdfdc6e3ac3feULL},
-                 {0xf9f2d1734fdbb037ULL, 0x4ccf7688ea055989ULL},
-                 {0xf12169ce2f6e6261ULL, 0x4ad7f46b7785e352ULL},
-                 {0x2ce8dfc003349dbdULL, 0x8683bbb2f1aa7644ULL},
-                 {0xaf6538d499affe1dULL, 0xeb6776698fa0dcdcULL},
-                 {0x80c3225082063628ULL, 0x51a042dae5cf4a69ULL},
+                 {0x15f26eaec03333a4ULL, 0x6257d8a83437f852ULL},
+                 {0xfcc961e829b49eefULL, 0x41c5b8465a725c90ULL},
+                 {0x0ab31b8ca39294dfULL, 0xc3cc0d2304d4c7faULL},
+                 {0x1d6431d94f0b725aULL, 0xb8314ccad56316e9ULL},
+                 {0x0edfcec0ae373572ULL, 0xf4a2ca43e3a7af4fULL},
+                 {0xe27f962165041aa5ULL, 0xac2e8acca9c9ce88ULL},
+                 {0x00ab98f744cc7274ULL, 0x460a36a3602b8745ULL},
          }},
         {"k10-pass-nosum", 10, 256, 0, 0, true, 0, 0, 0, 3000, 20000, {
-                 {0x94036ee11b7f37fdULL, 0x641774adcb3d1151ULL},
-                 {0xc917de71fc3c3e1dULL, 0xa9d94dea81c9fc4bULL},
-                 {0xf05bf557ac5c52bfULL, 0xc219c784ed5f1e6bULL},
-                 {0x162f42ee794a8d6bULL, 0x569ac1cb8f93ec49ULL},
-                 {0x99ac5c5d5885331aULL, 0xabfa97a661bb704bULL},
-                 {0x35874440e7ba11f1ULL, 0xa0056827572a2c8fULL},
-                 {0xc8c7058296bada21ULL, 0xa2754517eefc220fULL},
+                 {0xf11f32a233e198ecULL, 0xf29bb89f8924f735ULL},
+                 {0x3cba69ade688dcbdULL, 0x37831a395845b427ULL},
+                 {0xaf1c159359b17967ULL, 0xcfbb148fd4522dffULL},
+                 {0x942d65c39bb67904ULL, 0x67be32b2af997098ULL},
+                 {0xcec9cf038b0152ecULL, 0x3dd31cf5f34ce9e1ULL},
+                 {0xe2cb63016e0ac830ULL, 0xbb31691c093dc4f9ULL},
+                 {0x3313e2b1c9fabb97ULL, 0xf6286b4f3f6a1afdULL},
          }},
         {"k10-renorm", 10, 256, 0, 0, false, -1, 20, 2, 30, 40000, {
-                 {0xa39b4ea7e50e2845ULL, 0x0e33782cfdbf3e25ULL},
-                 {0xf8a4e99185cf63b6ULL, 0x6b94d3f41aaf5732ULL},
-                 {0x5590b848d9c1aafaULL, 0x42fbcdc8b6fda08aULL},
-                 {0x46585c2f1f1db2e0ULL, 0xc399a82ac6b0cd26ULL},
-                 {0xbca13c7c1c41e64fULL, 0xfa417db09c2447c5ULL},
-                 {0x712cf794ec8ee170ULL, 0xff1374a10653847fULL},
-                 {0x693c2420c9bcede2ULL, 0x8419ec49f13139a6ULL},
+                 {0x03837928cb02293cULL, 0x5e6d866302b94963ULL},
+                 {0x0bd5ebc09bc4bca8ULL, 0x11fac28f748d09f4ULL},
+                 {0x50349ff0d4b0bfeaULL, 0xb9b288010a21d1d8ULL},
+                 {0x4df60a793031080aULL, 0xf2517085425e64a7ULL},
+                 {0xca06c022f9adef74ULL, 0x5080f2b780b1ebb9ULL},
+                 {0xccabcc9e8f42071fULL, 0x03dc58dc7fb9fdf6ULL},
+                 {0xaca43883e52ae591ULL, 0x21273ee764a2afb9ULL},
          }},
         {"k100", 100, 256, 0, 0, false, -1, 0, 0, 10000, 60000, {
-                 {0x0f566a42a46c004dULL, 0xf1ac318582de0191ULL},
-                 {0xc82d3d55ab36a6f5ULL, 0x515b0c97c15d340aULL},
-                 {0x8e753d43d25fe034ULL, 0x3e488a480a1c7fb5ULL},
-                 {0x6843d79e1e806329ULL, 0x408bd08243074e29ULL},
-                 {0xaae3fd1963819bd2ULL, 0x13fd32a90f5fbdefULL},
-                 {0xc080e39f6daa6e2aULL, 0xe2697882f5fc24a5ULL},
-                 {0xb5be212edfb4414cULL, 0xef5d914196cd8c13ULL},
+                 {0x3deef0e70743e2f4ULL, 0xce9134fc63d5bc9dULL},
+                 {0x71298ca24ab1205eULL, 0x0a7352ebbadd737fULL},
+                 {0xe0f58d232a6d6170ULL, 0xf71e8dea6b76204dULL},
+                 {0x0180f4c23dd17f08ULL, 0xdeb8ebca713ca242ULL},
+                 {0x23c364795d72aa47ULL, 0xf5e84ae77220becdULL},
+                 {0xff7604d842ed4103ULL, 0x76b298829ac9eff5ULL},
+                 {0xbe4491e8a878ae77ULL, 0x250cbb967a3b51b2ULL},
          }},
         {"k100-exact", 100, 64, 99, 0, false, -1, 0, 0, 10000, 30000,
          {
-                 {0x8ac05a96d757806eULL, 0xce8ce38544734459ULL},
-                 {0xa5ceb9f632a51e1bULL, 0x331744a1ca50c55dULL},
-                 {0xda8de6867e606b21ULL, 0xb5c75ea09f9ab174ULL},
-                 {0x403187a6aaf78fc3ULL, 0x53c5c78bb78a8b66ULL},
-                 {0x98f2a8fcb80dc2e9ULL, 0xb9fcbcc2b247b453ULL},
-                 {0x0da087ced4c3c8b7ULL, 0xfde23e5e83b7ad77ULL},
-                 {0x028fea4488ed7a0fULL, 0xc7acd7f94df6ca06ULL},
+                 {0xdf9071fdf503314fULL, 0x926eefc798a2eee1ULL},
+                 {0x27374f950f18fbe1ULL, 0x04f49d07bc94f28bULL},
+                 {0x0939deacaf6b6fbdULL, 0xb0ea65393debe0e9ULL},
+                 {0x3c4d1180df482ea5ULL, 0x50589d3a87b6fb7bULL},
+                 {0xe920d37d908b0105ULL, 0x51b0c521672fce6bULL},
+                 {0x17f587ee22f099f9ULL, 0x2e0ffccc52aba8c4ULL},
+                 {0x96b2075badccf4f3ULL, 0xf4a28102eb43a726ULL},
          }},
         {"k1000", 1000, 256, 0, 0, false, -1, 2000, 3, 10000, 30000, {
-                 {0xc55645ebc3aebf51ULL, 0x8937311fc4ad5cafULL},
-                 {0x466467e57c2ba3b4ULL, 0x0ecb1e6d735eb416ULL},
-                 {0xd3dfe0d8a3b1c9b6ULL, 0x679a2beadd43b227ULL},
-                 {0x23485aaa05cb218eULL, 0xca4414f42681e4f5ULL},
-                 {0xc14c7fda746fd5a2ULL, 0xf1ba0f6a31e1f980ULL},
-                 {0x64543d8e6bc0d4a1ULL, 0x88996b1b0cb8beb4ULL},
-                 {0xed10f3bafc753192ULL, 0xf1d38986ed377ec1ULL},
+                 {0x50200662a2f72000ULL, 0xe4ba933dc42e753dULL},
+                 {0x2c1ccb05d649245eULL, 0x82722e8c9c65ed67ULL},
+                 {0xe24baeb555bca356ULL, 0x8ec79b7bda743c48ULL},
+                 {0xcb7bb2b1703470a0ULL, 0x1f94ed62dd52bce1ULL},
+                 {0xb2d2c31e9e4ae294ULL, 0x0cdc1b679835a012ULL},
+                 {0xdf72ad14a9c4379fULL, 0x05a7dee1c9142aa7ULL},
+                 {0xe3a150dc019111acULL, 0xe2ac39e3be2276a3ULL},
          }},
 };
 
@@ -271,41 +272,33 @@ static void feed_row(struct tally *t, struct cl_state *st, long label,
                 release(t, st, out, cap, false);
 }
 
-/* Halfway: whatever is held is released, then the state goes through a
- * snapshot and is merged with itself, which scales every raw sum. */
-static void midway(struct tally *t, struct cl_state **st,
-                   struct cl_verdict *out, size_t cap)
-{
-        struct cl_state *back;
-        char *buf;
-        size_t len;
+/* How often a generated label, and the model's peak, miss the truth, and
+ * how high the peak rises (1: well above the rest; near 0: barely). */
+struct noise {
+        unsigned label_pct, model_pct;
+        double peak;
+};
 
-        release(t, *st, out, cap, true);
-        assert_int_equal(cl_state_snapshot(*st, &buf, &len), 0);
-        assert_int_equal(cl_state_restore(buf, len, &back), 0);
-        free(buf);
-        cl_state_free(*st);
-        *st = back;
-        assert_int_equal(cl_state_merge(*st, *st), 0);
-        hash_snapshot(t, *st);
-}
+static const struct noise main_noise = {15, 20, 1.0};
+static const struct noise other_noise = {25, 30, 0.1};
 
 /*
- * Row r of a generated stream: true class t, label t or (15 %) another,
- * model peaked on t or (20 %) another.  Half the rows are continuous;
- * the others are multiples of 1/64 summing to exactly 1, so that margins
- * fall on bin edges.  About one row in 400 is invalid in one of the ways
+ * A generated row: true class t, label t or (nz->label_pct) another,
+ * model peaked on t or (nz->model_pct) another.  Half the rows are
+ * continuous; the others are multiples of 1/64 summing to exactly 1, so
+ * that margins fall on bin edges.  About one row in 400 is invalid in one of the ways
  * cl_check_row() reports.  Returns the label; *ret_n is the width.
  */
-static long make_row(uint64_t *s, unsigned k, double *p, size_t *ret_n)
+static long make_row(uint64_t *s, const struct noise *nz, unsigned k,
+                     double *p, size_t *ret_n)
 {
         unsigned t = (unsigned)(next_u64(s) % k), m = t, bad;
         long label = t;
         double sum = 0.0;
 
-        if (next_u64(s) % 100 < 15)
+        if (next_u64(s) % 100 < nz->label_pct)
                 label = (long)(next_u64(s) % k);
-        if (next_u64(s) % 100 < 20)
+        if (next_u64(s) % 100 < nz->model_pct)
                 m = (unsigned)(next_u64(s) % k);
         *ret_n = k;
         if (next_u64(s) % 2) {
@@ -314,13 +307,16 @@ static long make_row(uint64_t *s, unsigned k, double *p, size_t *ret_n)
 
                         p[j] = u * u * u;
                 }
-                p[m] += 1.0 + 4.0 * next_unit(s);
+                p[m] += (1.0 + 4.0 * next_unit(s)) * nz->peak;
                 for (unsigned j = 0; j < k; j++)
                         sum += p[j];
                 for (unsigned j = 0; j < k; j++)
                         p[j] /= sum;
         } else {
                 unsigned left = 64, peak = 16 + (unsigned)(next_u64(s) % 49);
+
+                if (nz->peak < 1.0)
+                        peak = 4 + peak / 8;
 
                 memset(p, 0, k * sizeof(*p));
                 p[m] = peak / 64.0;
@@ -364,6 +360,42 @@ static long make_row(uint64_t *s, unsigned k, double *p, size_t *ret_n)
         return label;
 }
 
+/*
+ * Halfway: whatever is held is released, the state goes through a
+ * snapshot and takes in a state fed with other rows, noisier and with a
+ * hesitant model: with decay, merging scales every raw sum of the state
+ * down by its clock, and the distributions move.
+ */
+static void midway(struct tally *t, struct cl_state **st, size_t items,
+                   struct cl_verdict *out, size_t cap, double *row)
+{
+        struct cl_state *back, *other;
+        struct tally ignored;
+        uint64_t seed = 0x2545f4914f6cdd1dULL ^ items;
+        size_t n;
+        char *buf;
+        size_t len;
+
+        release(t, *st, out, cap, true);
+        assert_int_equal(cl_state_snapshot(*st, &buf, &len), 0);
+        assert_int_equal(cl_state_restore(buf, len, &back), 0);
+        free(buf);
+        cl_state_free(*st);
+        *st = back;
+        assert_int_equal(cl_state_new(cl_state_params(back), &other), 0);
+        memset(&ignored, 0, sizeof(ignored));
+        for (size_t r = 0; r < items; r++) {
+                long label = make_row(&seed, &other_noise,
+                                      cl_state_params(back)->k, row, &n);
+
+                feed_row(&ignored, other, label, row, n, out, cap);
+        }
+        release(&ignored, other, out, cap, true);
+        assert_int_equal(cl_state_merge(back, other), 0);
+        cl_state_free(other);
+        hash_snapshot(t, back);
+}
+
 static uint64_t run_shape(const struct shape *sh, enum cl_filter f,
                           bool decay, struct tally *t)
 {
@@ -400,11 +432,11 @@ static uint64_t run_shape(const struct shape *sh, enum cl_filter f,
         memset(t, 0, sizeof(*t));
         t->hash = 0xcbf29ce484222325ULL;
         for (size_t r = 0; r < sh->items; r++) {
-                long label = make_row(&seed, sh->k, row, &n);
+                long label = make_row(&seed, &main_noise, sh->k, row, &n);
 
                 feed_row(t, st, label, row, n, out, cap);
                 if (r == sh->items / 2)
-                        midway(t, &st, out, cap);
+                        midway(t, &st, sh->items / 4, out, cap, row);
                 if (r % SNAP_EVERY == 0 && cl_state_held(st) == 0)
                         hash_snapshot(t, st);
         }
@@ -458,6 +490,92 @@ static void test_cl_observe_generated_streams_unchanged(void **state)
                         }
                 }
         }
+}
+
+/*
+ * Row r of two hand-made K = 3 streams for low_self_confidence.  In A, a
+ * tenth of the rows are flagged (confident for class 1, labelled 0) with
+ * self-confidence 0.1, a fifth sit at 0.2, one in twenty at 0.3.  In B,
+ * three fifths are flagged at 0.45.
+ */
+static long hand_row(bool b, size_t r, double *p)
+{
+        static const double a_rows[5][3] = {
+                {0.1, 0.9, 0.0},   /* flagged */
+                {0.2, 0.05, 0.75}, /* no confident class */
+                {0.3, 0.05, 0.65}, /* likewise: the probe */
+                {0.9, 0.1, 0.0},
+                {0.1, 0.8, 0.1},   /* class 1 */
+        };
+        static const unsigned a_kind[20] = {0, 0, 1, 1, 1, 1, 2, 3, 3, 3,
+                                            3, 3, 3, 3, 3, 4, 4, 4, 4, 4};
+        unsigned x = a_kind[r % 20];
+
+        if (b) {
+                bool flagged = r % 5 < 3;
+
+                p[0] = flagged ? 0.45 : 0.3;
+                p[1] = flagged ? 0.55 : 0.5;
+                p[2] = flagged ? 0.0 : 0.2;
+                return flagged ? 0 : 1;
+        }
+        memcpy(p, a_rows[x], sizeof(a_rows[x]));
+        return x == 4 ? 1 : 0;
+}
+
+/*
+ * Merging divides the raw sums of a decayed state by its clock, so what
+ * the decision path cached about them no longer holds: a state merged in
+ * place must decide as its restored snapshot, which starts without any
+ * cache.  The streams are made so that after the merge, the rows at 0.3
+ * are in the flagged share, which before it they were far from.
+ */
+static void test_cl_observe_merge_decides_as_restored(void **state)
+{
+        struct cl_params p;
+        struct cl_state *a, *b, *copy;
+        struct cl_verdict va, vc;
+        double row[3];
+        size_t flagged = 0;
+        char *buf;
+        size_t len;
+
+        (void)state;
+        cl_params_init(&p, 3);
+        p.filter = CL_FILTER_LOW_SELF_CONFIDENCE;
+        p.half_life = 100.0;
+        p.warmup_total = 20.0;
+        p.warmup_class = 2.0;
+        p.warmup_policy = CL_WARMUP_PASS;
+        assert_int_equal(cl_state_new(&p, &a), 0);
+        assert_int_equal(cl_state_new(&p, &b), 0);
+        for (size_t r = 0; r < 2000; r++) {
+                long la = hand_row(false, r, row);
+
+                assert_int_equal(cl_observe(a, la, row, 3, &va, NULL), 0);
+                la = hand_row(true, r, row);
+                assert_int_equal(cl_observe(b, la, row, 3, &va, NULL), 0);
+        }
+        assert_int_equal(cl_state_merge(a, b), 0);
+        assert_int_equal(cl_state_snapshot(a, &buf, &len), 0);
+        assert_int_equal(cl_state_restore(buf, len, &copy), 0);
+        free(buf);
+        for (size_t r = 0; r < 200; r++) {
+                long la = hand_row(false, r, row);
+
+                assert_int_equal(cl_observe(a, la, row, 3, &va, NULL), 0);
+                assert_int_equal(cl_observe(copy, la, row, 3, &vc, NULL), 0);
+                assert_int_equal(va.tag, vc.tag);
+                assert_int_equal(va.suggested, vc.suggested);
+                assert_int_equal(va.borderline, vc.borderline);
+                assert_string_equal(va.reason, vc.reason);
+                flagged += row[0] == 0.3 && vc.tag == CL_TAG_SUSPECT;
+        }
+        /* The case the test is about happened. */
+        assert_true(flagged > 0);
+        cl_state_free(copy);
+        cl_state_free(b);
+        cl_state_free(a);
 }
 
 /* The CIFAR-10H stream, as confidentctl score reads it. */
@@ -561,6 +679,7 @@ int main(int argc, char **argv)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cl_observe_generated_streams_unchanged),
+                cmocka_unit_test(test_cl_observe_merge_decides_as_restored),
                 cmocka_unit_test(test_cl_observe_cifar10h_unchanged),
         };
         struct stat sb;
