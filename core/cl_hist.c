@@ -24,6 +24,70 @@ void cl_hist_shape_init(struct cl_hist_shape *sh, unsigned bins)
         sh->nodes = start;
 }
 
+/*
+ * cl_hist_below() of a bin in node x of level l, leaving out the levels
+ * below l: the same terms in the same order, started from 0 instead of
+ * the non-negative sum of those levels, so never more.
+ */
+static double below_from(const double *tree, const struct cl_hist_shape *sh,
+                         unsigned l, size_t x)
+{
+        double s = 0.0;
+
+        for (unsigned m = l; m < sh->levels; m++, x >>= CL_HIST_FAN_BITS) {
+                const double *node = tree + sh->start[m];
+
+                for (size_t y = x & ~(size_t)(CL_HIST_FAN - 1); y < x; y++)
+                        s += node[y];
+        }
+        return s;
+}
+
+/*
+ * From the top level down: among the nodes under the node where the bound
+ * crosses `mass` (all nodes at the top), the first whose below_from() is
+ * at least mass starts the cut.  below_from() grows with x among siblings
+ * (more terms of the same kind, same terms above), so a binary search
+ * finds it; every bin from there on, in this or a later sibling or in a
+ * later node of a level above, has at least mass below it.
+ */
+unsigned cl_hist_cut(const double *tree, const struct cl_hist_shape *sh,
+                     double mass)
+{
+        unsigned top = sh->levels - 1, cut = sh->bins;
+        size_t first = 0, end = sh->size[top];
+
+        /* cl_hist_below() reads the top level from node 0 only when it
+         * has at most 16 nodes, which CL_HIST_MAX_LEVELS ensures for
+         * every valid number of bins. */
+        if (end > CL_HIST_FAN)
+                return sh->bins;
+        for (unsigned l = top + 1; l-- > 0;) {
+                size_t lo = first, hi = end;
+
+                /* Smallest x in [first, end) with enough below, or end. */
+                while (lo < hi) {
+                        size_t mid = lo + (hi - lo) / 2;
+
+                        if (below_from(tree, sh, l, mid) >= mass)
+                                hi = mid;
+                        else
+                                lo = mid + 1;
+                }
+                if (lo == end)
+                        break;
+                cut = (unsigned)(lo << (l * CL_HIST_FAN_BITS));
+                if (lo == first || l == 0)
+                        break;
+                /* The children of node lo - 1, where the bound crosses. */
+                first = (lo - 1) << CL_HIST_FAN_BITS;
+                end = first + CL_HIST_FAN;
+                if (end > sh->size[l - 1])
+                        end = sh->size[l - 1];
+        }
+        return cut;
+}
+
 bool cl_hist_consistent(const double *tree, const struct cl_hist_shape *sh,
                         double slack)
 {

@@ -69,6 +69,22 @@ static inline double cl_hist_bin(const double *tree, unsigned b)
 }
 
 /*
+ * A bound on cl_hist_below() that holds while the tree only gains mass:
+ * returns a bin c such that cl_hist_below(tree, sh, b) >= mass for every
+ * bin b >= c, now and after any cl_hist_add() of v >= 0, as long as no
+ * node is negative; `bins` when no bin is found.  c is the lowest such bin
+ * that the partial sums of the levels above prove, often the lowest of
+ * all.  Why it holds: cl_hist_below() adds, level by level from the bins
+ * up, the siblings left of the bin's node; leaving out the lowest levels
+ * starts the same additions from 0 instead of a non-negative sum, and a
+ * rounded sum of non-negative terms does not decrease when a term or the
+ * starting value grows.  About 64 levels^2 additions: for a cache refreshed
+ * now and then, not for every item.
+ */
+unsigned cl_hist_cut(const double *tree, const struct cl_hist_shape *sh,
+                     double mass);
+
+/*
  * Checks that every inner node is the sum of its children, to a relative
  * 1e-6 (parent and children add the same weights in different orders;
  * typical drift is far smaller) plus `slack` absolute (mass flushed to
