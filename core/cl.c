@@ -220,21 +220,35 @@ static uint64_t block_doubles(const struct cl_params *p)
         return 2 + 4 * k + 3 * k * cells_of(p) + sc + mg + low + 2 * k;
 }
 
+/* Histogram trees the filter needs, each with a cut (cl_state.h). */
+static uint64_t tree_count(const struct cl_params *p)
+{
+        struct cl_hist_shape sh;
+        uint64_t sc, mg, low;
+
+        hist_lengths(p, &sc, &mg, &low);
+        cl_hist_shape_init(&sh, p->bins);
+        return (sc + mg + low) / sh.nodes;
+}
+
 size_t cl_params_memory(const struct cl_params *p)
 {
-        uint64_t n, cols;
+        uint64_t n, cols, trees;
 
         /* K, cells and bins beyond their limits could overflow 64 bits. */
         if (p->k > CL_K_MAX || p->bins < 1 || p->bins > CL_BINS_MAX)
                 return SIZE_MAX;
         n = block_doubles(p);
         cols = (uint64_t)p->k * cells_of(p);
-        /* The doubles, then the cell columns (uint32_t each). */
-        if (n > (SIZE_MAX - sizeof(struct cl_state)) / sizeof(double) / 2 ||
-            cols > (SIZE_MAX / 2) / sizeof(uint32_t))
+        trees = tree_count(p);
+        /* The doubles, the cell columns (uint32_t each), the cuts. */
+        if (n > (SIZE_MAX - sizeof(struct cl_state)) / sizeof(double) / 4 ||
+            cols > (SIZE_MAX / 4) / sizeof(uint32_t) ||
+            trees > (SIZE_MAX / 4) / sizeof(struct cl_cut))
                 return SIZE_MAX;
         return sizeof(struct cl_state) + (size_t)n * sizeof(double) +
-               (size_t)cols * sizeof(uint32_t);
+               (size_t)cols * sizeof(uint32_t) +
+               (size_t)trees * sizeof(struct cl_cut);
 }
 
 static bool is_count(double x)
@@ -320,6 +334,16 @@ static void state_layout(struct cl_state *st)
         st->thr = x;
         x += k;
         st->thr_m = x;
+        /* The cuts follow the trees' order. */
+        st->cut_sc = st->n_sc ? st->cut : NULL;
+        st->cut_mg = st->n_mg ? st->cut + st->n_sc / st->shape.nodes : NULL;
+        st->cut_low = st->n_low ? st->cut + st->n_trees - 1 : NULL;
+}
+
+void cl_state_cuts_reset(struct cl_state *st)
+{
+        if (st->n_trees)
+                memset(st->cut, 0, st->n_trees * sizeof(*st->cut));
 }
 
 void cl_state_refresh(struct cl_state *st)
@@ -372,9 +396,13 @@ int cl_state_new(const struct cl_params *p, struct cl_state **ret_state)
         st->cells = cl_cells_per_class(p);
         st->exact = st->cells == p->k - 1;
         st->n_cells = (size_t)p->k * st->cells;
+        st->n_trees = (size_t)tree_count(p);
+        cl_hist_shape_init(&st->shape, p->bins);
         st->block = calloc((size_t)block_doubles(p), sizeof(double));
         st->cell_col = calloc(st->n_cells, sizeof(*st->cell_col));
-        if (!st->block || !st->cell_col) {
+        st->cut = calloc(st->n_trees ? st->n_trees : 1, sizeof(*st->cut));
+        if (!st->block || !st->cell_col || !st->cut) {
+                free(st->cut);
                 free(st->cell_col);
                 free(st->block);
                 free(st);
@@ -385,7 +413,6 @@ int cl_state_new(const struct cl_params *p, struct cl_state **ret_state)
         st->w = 1.0;
         st->growth = p->half_life > 0.0 ? exp2(1.0 / p->half_life) : 1.0;
         st->half_bins = p->bins / 2.0;
-        cl_hist_shape_init(&st->shape, p->bins);
         cl_state_refresh(st);
         if (cl_hold_init(st) < 0) {
                 cl_state_free(st);
@@ -400,6 +427,7 @@ void cl_state_free(struct cl_state *st)
         if (!st)
                 return;
         cl_hold_release(st);
+        free(st->cut);
         free(st->cell_col);
         free(st->block);
         free(st);
@@ -587,6 +615,7 @@ int cl_state_merge(struct cl_state *dst, const struct cl_state *src)
                         cells_merge_row(dst, src, i, ss);
         }
         dst->w = 1.0;
+        cl_state_cuts_reset(dst);
         dst->items = src->items > UINT64_MAX - dst->items
                              ? UINT64_MAX
                              : dst->items + src->items;

@@ -23,6 +23,9 @@ struct row_scan {
         bool cleared;      /* final argmax filter 4.10 clears the item */
 };
 
+/* A cut is found for this much more than the quota that needed it. */
+#define CUT_HEADROOM 1.0625
+
 /* Outcome of one quantile test against a quota. */
 struct quota_test {
         bool fired;
@@ -87,35 +90,44 @@ static void state_renormalise(struct cl_state *st)
         }
         st->w = 1.0;
         cl_state_refresh(st);
+        cl_state_cuts_reset(st);
 }
 
 /*
  * Confident guess (3.1), argmax, best other class and the final filter
- * (4.10), in one pass.  Only the given class's threshold changed with this
- * item, and it is already up to date.
+ * (4.10), in one pass, which also checks the row: returns false when
+ * cl_check_row() would reject it (a value out of range, NaN or infinite,
+ * or the sum off by more than sum_tol; width and label are the caller's).
+ * thr_label is the confidence bound of the given class with this item
+ * counted, which cl_observe() finds before it changes the state.
  */
-static void scan_row(const struct cl_state *st, const double *p,
-                     unsigned label, struct row_scan *s)
+static bool scan_row(const struct cl_state *st, const double *p,
+                     unsigned label, double thr_label, struct row_scan *s)
 {
         unsigned k = st->p.k, n_conf = 0, first = k, best = 0, other = k;
         double lifted = p[label] + CL_EPS, best_p = p[0], other_p = -HUGE_VAL;
-        bool cleared = true;
+        double sum = 0.0;
+        bool cleared = true, valid = true;
 
         /* The running maxima stay in registers: comparing with p[best]
          * would chain a load into every step. */
         for (unsigned j = 0; j < k; j++) {
                 double x = p[j];
 
-                if (x >= st->thr_m[j]) {
-                        if (n_conf++ == 0)
-                                first = j;
-                }
+                /* False for NaN and infinities too; cl_check_row() tells
+                 * which error it is. */
+                valid &= (x >= -CL_EPS) & (x <= 1.0 + CL_EPS);
+                sum += x;
                 if (x > best_p) {
                         best_p = x;
                         best = j;
                 }
                 if (j == label)
                         continue;
+                if (x >= st->thr_m[j]) {
+                        if (n_conf++ == 0)
+                                first = j;
+                }
                 if (x > other_p) {
                         other_p = x;
                         other = j;
@@ -125,6 +137,13 @@ static void scan_row(const struct cl_state *st, const double *p,
                 if (j < label ? x >= lifted : x > lifted)
                         cleared = false;
         }
+        /* The given class, with its new threshold, in its place in the
+         * order: `first` is the lowest confident index. */
+        if (p[label] >= thr_label) {
+                n_conf++;
+                if (label < first)
+                        first = label;
+        }
         s->label = label;
         /* Pitfall 1: with two or more confident classes, the argmax of
          * the whole row, which need not be confident itself. */
@@ -132,6 +151,9 @@ static void scan_row(const struct cl_state *st, const double *p,
         s->argmax = best;
         s->other = other;
         s->cleared = cleared;
+        /* The same sum, in the same order, as cl_check_row(). */
+        return valid && !(st->p.sum_tol > 0.0 &&
+                          fabs(sum - 1.0) > st->p.sum_tol);
 }
 
 /* Bin of a score in [0, 1] (clamped), and the position inside it. */
@@ -223,9 +245,11 @@ static size_t cell_take_over(struct cl_state *st, unsigned i, unsigned g)
         st->cell_col[m] = g;
         st->cell_err[m] = st->cell_cnt[m];
         st->cell_mass[m] = 0.0;
-        if (st->h_mg)
+        if (st->h_mg) {
                 memset(cl_cell_tree(st, m), 0,
                        st->shape.nodes * sizeof(double));
+                st->cut_mg[m] = (struct cl_cut){ 0.0, 0.0 };
+        }
         return m;
 }
 
@@ -241,27 +265,33 @@ static void joint_add_off(struct cl_state *st, unsigned i, unsigned g,
         st->off[i] += w;
 }
 
-/* Adds the row to every sum (7.4); the caller has advanced the clock. */
-static void state_update(struct cl_state *st, const double *p,
-                         unsigned label, struct row_scan *s)
+/* Threshold of class i once an item of weight w with p[i] = x is
+ * counted, computed as if cnt and sc_sum were updated in place. */
+static double class_threshold(const struct cl_state *st, unsigned i,
+                              double w, double x)
 {
-        unsigned k = st->p.k;
-        double w = st->w, t;
+        double t = (st->sc_sum[i] + w * x) / (st->cnt[i] + w);
 
-        st->cnt[label] += w;
-        st->sc_sum[label] += w * p[label];
-        t = st->sc_sum[label] / st->cnt[label];
-        if (!(t >= CL_T_FLOOR))
-                t = CL_T_FLOOR;
-        st->thr[label] = t;
-        st->thr_m[label] = t - CL_EPS;
+        return t >= CL_T_FLOOR ? t : CL_T_FLOOR;
+}
 
-        scan_row(st, p, label, s);
-        if (s->guess == label)
-                st->diag[label] += w;
+/* Adds the row, of weight w = st->w and scanned into s with threshold t
+ * of its class, to every sum (7.4); the caller has advanced the clock. */
+static void state_add(struct cl_state *st, const double *p,
+                      const struct row_scan *s, double t)
+{
+        unsigned k = st->p.k, i = s->label;
+        double w = st->w;
+
+        st->cnt[i] += w;
+        st->sc_sum[i] += w * p[i];
+        st->thr[i] = t;
+        st->thr_m[i] = t - CL_EPS;
+        if (s->guess == i)
+                st->diag[i] += w;
         else if (s->guess < k)
-                joint_add_off(st, label, s->guess, w);
-        if (s->guess < k && s->guess != label && !s->cleared)
+                joint_add_off(st, i, s->guess, w);
+        if (s->guess < k && s->guess != i && !s->cleared)
                 *st->offdiag += w;
         *st->total += w;
         update_hists(st, p, s, w);
@@ -285,6 +315,37 @@ static void quota_test(const double *tree, const struct cl_hist_shape *sh,
         q->fired = below < quota;
         q->borderline = lo < quota && quota <= hi;
         q->ratio = quota > 0.0 ? below / quota : HUGE_VAL;
+}
+
+/*
+ * The quota test of a tree whose cut (cl_state.h) may answer it: an item
+ * at or above the cut, with the quota below the one the cut was found
+ * for, has more than the quota strictly below it, so the exact test
+ * would say "not fired, not borderline"; most items of a class are there.
+ * Otherwise the exact test runs, and a cut that the quota has outgrown is
+ * found again for CUT_HEADROOM times the quota, so that it lasts while
+ * the quota grows.
+ */
+static void quota_check(const double *tree, struct cl_cut *cut,
+                        const struct cl_hist_shape *sh, double pos,
+                        double quota, struct quota_test *q)
+{
+        double target;
+        unsigned c;
+
+        if (pos >= cut->pos && quota < cut->quota) {
+                q->fired = false;
+                q->borderline = false;
+                q->ratio = HUGE_VAL;
+                return;
+        }
+        quota_test(tree, sh, pos, quota, q);
+        if (quota < cut->quota)
+                return;
+        target = quota * CUT_HEADROOM;
+        c = cl_hist_cut(tree, sh, target);
+        cut->pos = c < sh->bins ? (double)c : HUGE_VAL;
+        cut->quota = target;
 }
 
 /* Appends text at *out, stopping at end; returns the new position. */
@@ -381,7 +442,7 @@ static double joint_row(const struct cl_state *st, unsigned i,
  * In an exact state cell_err is 0 and every tree has cnt[i]: the rule
  * above, bit for bit.
  */
-static unsigned test_noise_rate(const struct cl_state *st, const double *p,
+static unsigned test_noise_rate(struct cl_state *st, const double *p,
                                 unsigned i, bool *borderline)
 {
         unsigned k = st->p.k, blamed = k;
@@ -396,9 +457,9 @@ static unsigned test_noise_rate(const struct cl_state *st, const double *p,
 
                 if (j == k || !(since > 0.0) || st->cell_mass[c] < young)
                         continue;
-                quota_test(cl_cell_tree(st, c), &st->shape,
-                           margin_pos(st, p[i] - p[j]),
-                           since / r * st->cnt[i], &q);
+                quota_check(cl_cell_tree(st, c), &st->cut_mg[c], &st->shape,
+                            margin_pos(st, p[i] - p[j]),
+                            since / r * st->cnt[i], &q);
                 *borderline = *borderline || q.borderline;
                 if (q.fired && q.ratio < best) {
                         best = q.ratio;
@@ -431,21 +492,21 @@ static unsigned test_untracked(const struct cl_state *st,
 
 /* prune_by_class (4.4): class i loses its off-diagonal share of items, the
  * ones with the lowest p[i]. */
-static bool test_class(const struct cl_state *st, const double *p,
+static bool test_class(struct cl_state *st, const double *p,
                        unsigned i, bool *borderline)
 {
         double off, r = joint_row(st, i, &off);
         struct quota_test q;
 
-        quota_test(cl_class_tree(st, i), &st->shape, score_pos(st, p[i]),
-                   off / r * st->cnt[i], &q);
+        quota_check(cl_class_tree(st, i), &st->cut_sc[i], &st->shape,
+                    score_pos(st, p[i]), off / r * st->cnt[i], &q);
         *borderline = *borderline || q.borderline;
         return q.fired;
 }
 
 /* low_*: the lowest-scoring share O / T of all items, O being the weight
  * confident_learning would flag (4.9 with num_label_issues, 4.12). */
-static bool test_low(const struct cl_state *st, const double *p,
+static bool test_low(struct cl_state *st, const double *p,
                      const struct row_scan *s, bool *borderline)
 {
         double x = st->p.filter == CL_FILTER_LOW_SELF_CONFIDENCE
@@ -453,8 +514,8 @@ static bool test_low(const struct cl_state *st, const double *p,
                            : norm_margin(p, s);
         struct quota_test q;
 
-        quota_test(st->h_low, &st->shape, score_pos(st, x), *st->offdiag,
-                   &q);
+        quota_check(st->h_low, st->cut_low, &st->shape, score_pos(st, x),
+                    *st->offdiag, &q);
         *borderline = q.borderline;
         return q.fired;
 }
@@ -466,7 +527,7 @@ static bool is_warm(const struct cl_state *st, unsigned i)
 }
 
 /* The three quantile filters, for a warm item the final filter kept. */
-static void decide_prune(const struct cl_state *st, const double *p,
+static void decide_prune(struct cl_state *st, const double *p,
                          const struct row_scan *s, struct cl_verdict *v)
 {
         enum cl_filter f = st->p.filter;
@@ -503,7 +564,7 @@ static void decide_prune(const struct cl_state *st, const double *p,
         }
 }
 
-static void decide(const struct cl_state *st, const double *p,
+static void decide(struct cl_state *st, const double *p,
                    const struct row_scan *s, struct cl_verdict *v)
 {
         enum cl_filter f = st->p.filter;
@@ -573,7 +634,7 @@ static int hold_item(struct cl_state *st, const double *p, unsigned i,
 }
 
 /* The verdict of an item the statistics already count (s for them). */
-static void judge(const struct cl_state *st, const double *p,
+static void judge(struct cl_state *st, const double *p,
                   const struct row_scan *s, struct cl_verdict *v)
 {
         /* Filled in place: a local copied out at the end costs a stalled
@@ -587,15 +648,33 @@ static void judge(const struct cl_state *st, const double *p,
         decide(st, p, s, v);
 }
 
-void cl_observe_judge(const struct cl_state *st, unsigned label,
+void cl_observe_judge(struct cl_state *st, unsigned label,
                       const double *p, struct cl_verdict *v)
 {
         struct row_scan s;
 
         /* The confident guess with today's thresholds: a held item is
-         * judged as if it arrived now, after the items since. */
-        scan_row(st, p, label, &s);
+         * judged as if it arrived now, after the items since.  The row
+         * was checked when it came. */
+        scan_row(st, p, label, st->thr_m[label], &s);
         judge(st, p, &s, v);
+}
+
+/* Counts a valid row: the clock, the sums, then the verdict or the
+ * hold.  s and t are from scan_row() and class_threshold() with weight
+ * w, the clock's next value; held is cl_hold_wants() before any of it. */
+static int observe_row(struct cl_state *st, const double *p,
+                       const struct row_scan *s, enum cl_hold_kind held,
+                       double w, double t, struct cl_verdict *ret_verdict)
+{
+        st->items++;
+        st->w = w;
+        state_add(st, p, s, t);
+        if (held != CL_HOLD_NONE)
+                return hold_item(st, p, s->label, held, ret_verdict);
+        if (ret_verdict)
+                judge(st, p, s, ret_verdict);
+        return 0;
 }
 
 int cl_observe(struct cl_state *st, long label, const double *probs,
@@ -603,24 +682,34 @@ int cl_observe(struct cl_state *st, long label, const double *probs,
 {
         struct row_scan s;
         enum cl_hold_kind held;
+        double w = st->w * st->growth, t;
         unsigned i;
         int rc;
 
-        rc = cl_check_row(st, label, probs, n, ret_index);
-        if (rc < 0)
-                return rc;
-
+        if (n != st->p.k || label < 0 || label >= (long)st->p.k)
+                return cl_check_row(st, label, probs, n, ret_index);
         i = (unsigned)label;
-        /* Warm-up hold is asked before the item counts (cl_hold.c). */
-        held = cl_hold_wants(st);
-        st->items++;
-        st->w *= st->growth;
-        if (st->w > CL_RENORM_AT)
+        if (w > CL_RENORM_AT) {
+                /* About once per 600 half-lives: every sum is divided by
+                 * w first, so the item counts with weight 1. */
+                rc = cl_check_row(st, label, probs, n, ret_index);
+                if (rc < 0)
+                        return rc;
+                /* Warm-up hold is asked before the item counts. */
+                held = cl_hold_wants(st);
+                st->w = w;
                 state_renormalise(st);
-        state_update(st, probs, i, &s);
-        if (held != CL_HOLD_NONE)
-                return hold_item(st, probs, i, held, ret_verdict);
-        if (ret_verdict)
-                judge(st, probs, &s, ret_verdict);
-        return 0;
+                w = st->w;
+                t = class_threshold(st, i, w, probs[i]);
+                scan_row(st, probs, i, t - CL_EPS, &s);
+                return observe_row(st, probs, &s, held, w, t, ret_verdict);
+        }
+        /* One pass checks the row and finds what the decision needs,
+         * before anything changes: a rejected row leaves the state as it
+         * was. */
+        t = class_threshold(st, i, w, probs[i]);
+        if (!scan_row(st, probs, i, t - CL_EPS, &s))
+                return cl_check_row(st, label, probs, n, ret_index);
+        held = cl_hold_wants(st);
+        return observe_row(st, probs, &s, held, w, t, ret_verdict);
 }

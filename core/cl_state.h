@@ -57,7 +57,23 @@
  *
  * A histogram not needed by the filter has length 0.  After the sums come
  * thr and thr_m (K each), caches derived from cnt and sc_sum.
+ *
+ * Outside the block, each histogram tree has a cut (struct cl_cut): a
+ * cache of the decision path, neither saved nor merged.
  */
+
+/*
+ * Where a tree's quota test cannot fire: while the quota stays below
+ * `quota`, every position >= pos has more than the quota strictly below
+ * it (cl_hist_cut()), so the exact test would answer "not fired, not
+ * borderline".  Valid while the tree only gains mass: renormalisation,
+ * merge and a cell take-over zero it.  All zero (quota 0) is never
+ * valid, as a tested quota is not below 0.
+ */
+struct cl_cut {
+        double pos;   /* a bin edge, in bins from the low end; HUGE_VAL */
+        double quota; /* the quota pos was found for */
+};
 struct cl_state {
         struct cl_params p;
         uint64_t items;   /* accepted rows, not decayed */
@@ -86,6 +102,9 @@ struct cl_state {
         size_t n_cells;           /* K * S */
         size_t n_sc, n_mg, n_low; /* lengths of the three histograms */
         double *block;            /* n_sums + 2 K doubles */
+        struct cl_cut *cut;       /* one per tree: h_sc, h_mg, h_low */
+        struct cl_cut *cut_sc, *cut_mg, *cut_low; /* into cut, or NULL */
+        size_t n_trees;
         struct cl_hold *hold;     /* warmup_policy hold, else NULL
                                    * (cl_hold.c) */
 };
@@ -93,8 +112,11 @@ struct cl_state {
 /* Decides an item that was counted earlier with the statistics as they
  * are now (the decision window of cl_hold.c); fills every field of *v
  * but hold_index (0).  cl_observe.c. */
-void cl_observe_judge(const struct cl_state *st, unsigned label,
+void cl_observe_judge(struct cl_state *st, unsigned label,
                       const double *p, struct cl_verdict *v);
+
+/* Forgets every cut (after sums were scaled down or replaced). */
+void cl_state_cuts_reset(struct cl_state *st);
 
 /* Recomputes thr and thr_m of every class from cnt and sc_sum. */
 void cl_state_refresh(struct cl_state *st);
