@@ -501,6 +501,10 @@ static void committed(struct cfd_loop *loop, char *snap, size_t len)
         if (cfd_offsets_set(&loop->committed_offsets, loop->txn_offsets) < 0)
                 cfd_log(CFD_LOG_WARN, "offsets_not_kept",
                         "err=\"out of memory\" action=continue");
+        /* The producer committed them, which the consumer's statistics
+         * do not see; stored, they give the lag (cfd_metrics.c). */
+        if (loop->txn_offsets->cnt > 0)
+                rd_kafka_offsets_store(loop->consumer, loop->txn_offsets);
         loop->stats.commits++;
         cfd_metrics_transaction(loop->metrics, true);
         cfd_loop_account(loop);

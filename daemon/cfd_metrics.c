@@ -966,9 +966,16 @@ static int on_partition(struct jscan *s, const char *key, size_t len,
         if (id < 0 || !lw->topic)
                 return 0; /* the unassigned queue, or a topic we skip */
         l->partition = (int32_t)id;
-        l->lag = l->consumer_lag >= 0          ? l->consumer_lag
-                 : l->consumer_lag_stored >= 0 ? l->consumer_lag_stored
-                                               : -1;
+        /* The further along of the two: with transactions the offsets
+         * are committed by the producer, which the consumer's committed
+         * offset does not see, and the daemon stores them instead. */
+        if (l->consumer_lag >= 0 && l->consumer_lag_stored >= 0)
+                l->lag = l->consumer_lag < l->consumer_lag_stored
+                                 ? l->consumer_lag
+                                 : l->consumer_lag_stored;
+        else
+                l->lag = l->consumer_lag >= 0 ? l->consumer_lag
+                                              : l->consumer_lag_stored;
         if (l->lag < 0)
                 return 0;
         if (lw->found < lw->cap) {

@@ -78,11 +78,13 @@ struct cfd_metrics_config {
  *
  * consumer_lag is (ls_offset under isolation.level=read_committed, else
  * hi_offset) - committed_offset; consumer_lag_stored the same from
- * stored_offset.  lag is what /metrics exports: consumer_lag, else
- * consumer_lag_stored, else -1 (partition left out).  The committed
- * offset is preferred because with at-least-once delivery an item is
- * processed only once its offset is committed; librdkafka stores offsets
- * as messages are handed to the application, before processing.
+ * stored_offset.  lag is what /metrics exports: the smaller of the two
+ * where both are known, else the known one, else -1 (partition left
+ * out).  The daemon turns librdkafka's automatic offset store off: with
+ * at-least-once delivery only the consumer's commits count; with
+ * transactions the producer commits the offsets, which the consumer's
+ * committed_offset never sees, so the daemon stores them after each
+ * transaction and the stored offset is the one that moves.
  *
  * Transaction markers (control records) occupy offsets that are never
  * handed to the application.  A consumer that commits "last message
