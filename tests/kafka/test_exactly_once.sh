@@ -142,7 +142,8 @@ replay() {
 
 config() {
         cfd_write_config "$work/$1.yaml" "$KAFKA_BOOTSTRAP" "$1" "$CLASSES" \
-                "commit:" "  max_items: $COMMIT_ITEMS" "  interval_ms: 50"
+                "commit:" "  max_items: $COMMIT_ITEMS" "  interval_ms: 50" \
+                "metrics:" "  listen: \"127.0.0.1:0\""
 }
 
 # written TOPIC: offsets taken in the output topics so far (outputs of
@@ -281,12 +282,33 @@ offline() {
                 fail "offline scorer rejected nothing"
 }
 
+# check_metrics_lag TOPIC PID: the daemon's own /metrics, from
+# librdkafka's statistics (every 5 s), also reads lag 0 although the
+# producer committed the offsets and markers follow the last messages.
+check_metrics_lag() {
+        local t=$1 log port got=
+
+        log=$(readlink "/proc/$2/fd/2") || fail "$t: no log of daemon $2"
+        port=$(sed -n 's/.*event=metrics_listening .*port=\([0-9]*\).*/\1/p' \
+                "$log")
+        [ -n "$port" ] || fail "$t: no metrics_listening line in $log"
+        for _ in $(seq 30); do
+                got=$(curl -sf "http://127.0.0.1:$port/metrics" |
+                        sed -n "s/^confidentd_consumer_lag_messages{topic=\"$t\",partition=\"0\"} //p")
+                [ "$got" = 0 ] && break
+                sleep 0.5
+        done
+        [ "$got" = 0 ] || fail "$t: /metrics lag '$got', want 0"
+        echo "$t: /metrics lag=0"
+}
+
 # finish NAME PID: wait for all outputs, check them and the lag, stop.
 finish() {
         local t=$1 p=$2
 
         check_outputs "$t"
         check_lag "$t"
+        check_metrics_lag "$t" "$p"
         cfd_stop "$p" || fail "$t: final daemon exit status $?"
 }
 
