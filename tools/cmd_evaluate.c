@@ -27,7 +27,6 @@
 #include "ctl_kafka.h"
 #include "msg.h"
 
-#define MAX_PROPERTIES      64
 #define METADATA_TIMEOUT_MS 10000
 #define POLL_MS             100
 #define MAX_LISTED_IDS      10 /* ids printed per problem list */
@@ -55,7 +54,7 @@ struct eval_opts {
         long long idle_ms;
         const char *truth, *id_col, *label_col, *truth_col;
         const char *verdicts_out;
-        const char *props[MAX_PROPERTIES];
+        const char *props[CTL_KAFKA_MAX_PROPERTIES];
         size_t nprops;
 };
 
@@ -328,16 +327,9 @@ static int set_option(struct eval_opts *o, int c, const char *arg) {
         case 't': o->truth_col = arg; break;
         case 'V': o->verdicts_out = arg; break;
         case 'p':
-                if (cli_check_property("evaluate", arg))
+                if (ctl_kafka_add_property("evaluate", arg, o->props,
+                                           &o->nprops))
                         return -1;
-                if (o->nprops == MAX_PROPERTIES) {
-                        fprintf(stderr,
-                                "confidentctl evaluate: --property '%s': "
-                                "expected NAME=VALUE (at most %d)\n",
-                                arg, MAX_PROPERTIES);
-                        return -1;
-                }
-                o->props[o->nprops++] = arg;
                 break;
         default:
                 return -1;

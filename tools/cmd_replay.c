@@ -29,7 +29,6 @@
 #include "msg.h"
 #include "npy.h"
 
-#define MAX_PROPERTIES     64
 #define METADATA_TIMEOUT_MS 10000
 #define STOP_FLUSH_MS      10000 /* flush budget after SIGINT/SIGTERM */
 #define PROGRESS_EVERY_S   0.25
@@ -47,7 +46,7 @@ struct replay_opts {
         double rate;                     /* items/s; 0: unlimited */
         bool float32;
         long long limit; /* -1: all */
-        const char *props[MAX_PROPERTIES];
+        const char *props[CTL_KAFKA_MAX_PROPERTIES];
         size_t nprops;
 };
 
@@ -179,16 +178,9 @@ static int set_option(struct replay_opts *o, int c, const char *arg) {
                 }
                 break;
         case 'p':
-                if (cli_check_property("replay", arg))
+                if (ctl_kafka_add_property("replay", arg, o->props,
+                                           &o->nprops))
                         return -1;
-                if (o->nprops == MAX_PROPERTIES) {
-                        fprintf(stderr,
-                                "confidentctl replay: --property '%s': "
-                                "expected NAME=VALUE (at most %d)\n",
-                                arg, MAX_PROPERTIES);
-                        return -1;
-                }
-                o->props[o->nprops++] = arg;
                 break;
         default:
                 return -1;

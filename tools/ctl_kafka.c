@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cfd_log.h"
+#include "cli.h"
 
 static void on_kafka_error(rd_kafka_t *rk, int err, const char *reason,
                            void *opaque)
@@ -84,4 +85,20 @@ rd_kafka_conf_t *ctl_kafka_conf(const char *command, const char *brokers,
 fail:
         rd_kafka_conf_destroy(conf);
         return NULL;
+}
+
+int ctl_kafka_add_property(const char *command, const char *arg,
+                           const char **props, size_t *n_props)
+{
+        if (cli_check_property(command, arg) != CLI_OK)
+                return -1;
+        if (*n_props == CTL_KAFKA_MAX_PROPERTIES) {
+                fprintf(stderr,
+                        "confidentctl %s: --property '%s': at most %d "
+                        "properties\n",
+                        command, arg, CTL_KAFKA_MAX_PROPERTIES);
+                return -1;
+        }
+        props[(*n_props)++] = arg;
+        return 0;
 }

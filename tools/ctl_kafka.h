@@ -23,4 +23,15 @@ rd_kafka_conf_t *ctl_kafka_conf(const char *command, const char *brokers,
                                 size_t n_defaults,
                                 const char *const *props, size_t n_props);
 
+/* Most --property options a command takes. */
+#define CTL_KAFKA_MAX_PROPERTIES 64
+
+/*
+ * Adds one --property argument of command (e.g. "replay") to props
+ * (*n_props of CTL_KAFKA_MAX_PROPERTIES used), after checking it with
+ * cli_check_property().  Returns 0, or -1 after printing what is wrong.
+ */
+int ctl_kafka_add_property(const char *command, const char *arg,
+                           const char **props, size_t *n_props);
+
 #endif /* CFD_TOOLS_CTL_KAFKA_H */
