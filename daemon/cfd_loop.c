@@ -873,7 +873,9 @@ int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop,
                 rc = -1;
         if (loop->fatal)
                 return -1;
-        if (rc == 0 && *reload && !loop->stopping)
+        /* A batch that failed before a reload is consumed again after
+         * it, as during the run; before a stop it is left uncommitted. */
+        if (*reload && !loop->stopping)
                 return CFD_LOOP_RELOAD;
         return rc;
 }
