@@ -1,7 +1,7 @@
 /*
  * bench_pipeline.c - the daemon's per-message work without Kafka: decode
  * the msgpack value (msg_decode), decide (cl_observe), build the output
- * headers as daemon/cfd_loop.c make_headers() does, free them.  Messages
+ * headers with the daemon's own cfd_headers_verdict(), free them.  Messages
  * are encoded in memory beforehand (K = 10, ~200 bytes, as
  * `confidentctl replay` sends with an annotator column).
  *
@@ -21,6 +21,7 @@
 #include <msgpack.h>
 
 #include "bench_common.h"
+#include "cfd_headers.h"
 #include "cl.h"
 #include "msg.h"
 
@@ -75,42 +76,6 @@ static int encode_all(struct bench *b)
         return 0;
 }
 
-/* As make_headers() in daemon/cfd_loop.c, for a clean or suspect item. */
-static rd_kafka_headers_t *make_headers(const struct cl_verdict *v,
-                                        int32_t partition, int64_t offset)
-{
-        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-        char source[320], num[3][32];
-        int rc = 0;
-
-        snprintf(source, sizeof(source), "%s/%" PRId32 "/%" PRId64,
-                 "labels", partition, offset);
-        snprintf(num[0], sizeof(num[0]), "%u", v->given);
-        snprintf(num[1], sizeof(num[1]), "%u", v->suggested);
-        rc |= rd_kafka_header_add(h, "confidentd-verdict", -1,
-                                  v->tag == CL_TAG_SUSPECT ? "suspect"
-                                                           : "clean",
-                                  -1) != 0;
-        rc |= rd_kafka_header_add(h, "confidentd-given", -1, num[0], -1) != 0;
-        rc |= rd_kafka_header_add(h, "confidentd-suggested", -1, num[1],
-                                  -1) != 0;
-        snprintf(num[2], sizeof(num[2]), "%.6g", v->quality);
-        rc |= rd_kafka_header_add(h, "confidentd-quality", -1, num[2],
-                                  -1) != 0;
-        snprintf(num[2], sizeof(num[2]), "%.6g", v->threshold);
-        rc |= rd_kafka_header_add(h, "confidentd-threshold", -1, num[2],
-                                  -1) != 0;
-        rc |= rd_kafka_header_add(h, "confidentd-reason", -1, v->reason,
-                                  -1) != 0;
-        rc |= rd_kafka_header_add(h, "confidentd-source", -1, source,
-                                  -1) != 0;
-        if (rc) {
-                rd_kafka_headers_destroy(h);
-                return NULL;
-        }
-        return h;
-}
-
 /* One message through the chosen stages.  Returns 0 or -1. */
 static int one(struct bench *b, size_t seq, unsigned stages)
 {
@@ -132,7 +97,11 @@ static int one(struct bench *b, size_t seq, unsigned stages)
             cl_observe(b->st, label, row, K, &b->v, NULL) < 0)
                 return -1;
         if (stages & STAGE_HEADERS) {
-                h = make_headers(&b->v, (int32_t)(seq & 63), (int64_t)seq);
+                const struct cfd_source src = {"labels", (int32_t)(seq & 63),
+                                               (int64_t)seq};
+
+                h = cfd_headers_verdict(&b->v, b->v.tag == CL_TAG_SUSPECT,
+                                        &src);
                 if (!h)
                         return -1;
                 rd_kafka_headers_destroy(h);

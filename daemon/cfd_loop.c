@@ -10,6 +10,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "cfd_headers.h"
 #include "cfd_kafka.h"
 #include "cfd_log.h"
 #include "cfd_loop_priv.h"
@@ -24,16 +25,6 @@
 #define PRODUCER_POLL_EVERY 256
 /* Upper bound of what our headers and the record framing add. */
 #define HEADERS_MAX_BYTES 1024
-
-/* Header names: the contract of schemas/README.md. */
-#define HDR_VERDICT "confidentd-verdict"
-#define HDR_GIVEN "confidentd-given"
-#define HDR_SUGGESTED "confidentd-suggested"
-#define HDR_QUALITY "confidentd-quality"
-#define HDR_THRESHOLD "confidentd-threshold"
-#define HDR_REASON "confidentd-reason"
-#define HDR_SOURCE "confidentd-source"
-#define HDR_ERROR "confidentd-error"
 
 static const char *const route_names[CFD_ROUTE_COUNT] = {"clean", "suspect",
                                                          "dead_letter"};
@@ -324,84 +315,17 @@ static void score(struct cfd_loop *loop, struct cfd_slot *slot)
  * (the consumed message stays alive until the batch is released).
  */
 
-static int add_header(rd_kafka_headers_t *h, const char *name,
-                      const char *value)
-{
-        return rd_kafka_header_add(h, name, -1, value, -1) ? -1 : 0;
-}
-
-/* Writes the decimal digits of x ending just before end; returns the
- * first digit.  (snprintf's format parsing showed in profiles.) */
-static char *put_digits(char *end, uint64_t x)
-{
-        do {
-                *--end = (char)('0' + x % 10);
-                x /= 10;
-        } while (x);
-        return end;
-}
-
-/* "topic/partition/offset" of the input, into buf. */
-static const char *format_source(char *buf, size_t size,
-                                 const rd_kafka_message_t *in)
-{
-        const char *topic = rd_kafka_topic_name(in->rkt);
-        char digits[48], *end = digits + sizeof(digits), *p;
-        size_t len = strlen(topic);
-
-        p = put_digits(end, in->offset >= 0 ? (uint64_t)in->offset : 0);
-        *--p = '/';
-        p = put_digits(p, in->partition >= 0 ? (uint64_t)in->partition : 0);
-        *--p = '/';
-        if (len + (size_t)(end - p) + 1 > size)
-                len = size - (size_t)(end - p) - 1;
-        memcpy(buf, topic, len);
-        memcpy(buf + len, p, (size_t)(end - p));
-        buf[len + (size_t)(end - p)] = '\0';
-        return buf;
-}
-
-static const char *format_uint(char *buf, size_t size, unsigned x)
-{
-        char *end = buf + size - 1;
-
-        *end = '\0';
-        return put_digits(end, x);
-}
-
 static rd_kafka_headers_t *make_headers(const struct cfd_slot *slot)
 {
-        const struct cl_verdict *v = &slot->verdict;
-        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-        char source[320], given[16], suggested[16], num[32];
-        int rc = 0;
+        const struct cfd_source src = {rd_kafka_topic_name(slot->in->rkt),
+                                       slot->in->partition,
+                                       slot->in->offset};
 
-        format_source(source, sizeof(source), slot->in);
-        if (slot->route == CFD_ROUTE_DEAD_LETTER) {
-                rc |= add_header(h, HDR_ERROR, slot->error_code);
-                rc |= add_header(h, HDR_REASON, slot->reason);
-                rc |= add_header(h, HDR_SOURCE, source);
-        } else {
-                rc |= add_header(h, HDR_VERDICT,
-                                 slot->route == CFD_ROUTE_SUSPECT ? "suspect"
-                                                              : "clean");
-                rc |= add_header(h, HDR_GIVEN,
-                                 format_uint(given, sizeof(given), v->given));
-                rc |= add_header(h, HDR_SUGGESTED,
-                                 format_uint(suggested, sizeof(suggested),
-                                             v->suggested));
-                snprintf(num, sizeof(num), "%.6g", v->quality);
-                rc |= add_header(h, HDR_QUALITY, num);
-                snprintf(num, sizeof(num), "%.6g", v->threshold);
-                rc |= add_header(h, HDR_THRESHOLD, num);
-                rc |= add_header(h, HDR_REASON, v->reason);
-                rc |= add_header(h, HDR_SOURCE, source);
-        }
-        if (rc) {
-                rd_kafka_headers_destroy(h);
-                return NULL;
-        }
-        return h;
+        if (slot->route == CFD_ROUTE_DEAD_LETTER)
+                return cfd_headers_dead_letter(slot->error_code, slot->reason,
+                                               &src);
+        return cfd_headers_verdict(&slot->verdict,
+                                   slot->route == CFD_ROUTE_SUSPECT, &src);
 }
 
 /* The topic of a slot's output, and its metrics id. */
