@@ -180,6 +180,30 @@ static void start_offsets(struct cfd_loop *loop, rd_kafka_t *rk,
         }
 }
 
+/* Keeps the set of assigned input partitions (value 1: assigned). */
+static void mark_assigned(struct cfd_loop *loop,
+                          const rd_kafka_topic_partition_list_t *parts,
+                          bool assigned)
+{
+        rd_kafka_topic_partition_list_t *marks;
+
+        if (!assigned) {
+                for (int i = 0; i < parts->cnt; i++) {
+                        int32_t p = parts->elems[i].partition;
+
+                        if (p >= 0 && (size_t)p < loop->assigned.n)
+                                loop->assigned.next[p] = -1;
+                }
+                return;
+        }
+        marks = rd_kafka_topic_partition_list_copy(parts);
+        for (int i = 0; i < marks->cnt; i++)
+                marks->elems[i].offset = 1;
+        if (cfd_offsets_set(&loop->assigned, marks) < 0)
+                loop->fatal = true; /* out of memory */
+        rd_kafka_topic_partition_list_destroy(marks);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -191,6 +215,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 log_partitions("partitions_assigned", parts);
+                mark_assigned(loop, parts, true);
                 if (loop->transactional)
                         start_offsets(loop, rk, parts);
                 if (cooperative)
@@ -201,6 +226,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 /* Finish what was taken from these partitions before
                  * they go, so the next owner starts after it. */
                 log_partitions("partitions_revoked", parts);
+                mark_assigned(loop, parts, false);
                 if (loop->n_slots)
                         cfd_commit_batch(loop);
                 if (cooperative)
@@ -615,40 +641,88 @@ static bool batch_due(const struct cfd_loop *loop, int64_t deadline,
  * Fills the batch until it holds max_items messages, interval_ms passed
  * since its first message, or a stop is requested.
  */
-static void batch_fill(struct cfd_loop *loop)
+/* Whether the partition of the input topic is assigned to this instance
+ * now (kept by the rebalance callback). */
+static bool is_assigned(const struct cfd_loop *loop, int32_t partition)
 {
-        int64_t deadline = -1, now = cfd_now_ms();
-        unsigned taken = 0;
+        return cfd_offsets_get(&loop->assigned, partition) > 0;
+}
 
-        while (!*loop->stop && !*loop->reload && !loop->fatal &&
-               !batch_due(loop, deadline, now)) {
-                int64_t wait_ms = CFD_POLL_SLICE_MS;
-                rd_kafka_message_t *m;
+/*
+ * Takes the messages of one consume call into the batch.  A message of a
+ * partition revoked during the call is dropped: the next owner starts at
+ * the offsets committed on revocation, which do not include it.  Returns
+ * the new deadline.
+ */
+static int64_t take_polled(struct cfd_loop *loop, size_t n, int64_t deadline,
+                           int64_t now)
+{
+        for (size_t i = 0; i < n; i++) {
+                rd_kafka_message_t *m = loop->polled[i];
 
-                if (deadline >= 0 && deadline - now < wait_ms)
-                        wait_ms = deadline - now > 0 ? deadline - now : 0;
-                m = rd_kafka_consumer_poll(loop->consumer, (int)wait_ms);
-                now = cfd_now_ms();
-                /* Delivery reports of this batch wait for its end; serve
-                 * them now and then so they do not pile up. */
-                if (!m || ++taken % PRODUCER_POLL_EVERY == 0)
-                        rd_kafka_poll(loop->producer, 0);
-                if (!m) {
-                        if (deadline < 0 && loop->n_slots == 0)
-                                break; /* idle: let the caller look around */
-                        continue;
-                }
                 if (m->err) {
                         consumer_event(loop, m);
                         continue;
                 }
+                if (loop->fatal || !is_assigned(loop, m->partition) ||
+                    cfd_commit_begin(loop) < 0) {
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
                 if (deadline < 0)
                         deadline = now + loop->cfg->commit.interval_ms;
-                if (cfd_commit_begin(loop) < 0) {
-                        rd_kafka_message_destroy(m);
-                        break;
-                }
                 take(loop, m, now);
+        }
+        return deadline;
+}
+
+/* Messages one consume call may take: what the batch still has room for. */
+static size_t poll_room(const struct cfd_loop *loop)
+{
+        size_t held = cl_state_held(cfd_loop_decider(loop));
+        size_t room = loop->cap_slots - loop->n_slots;
+        size_t left = loop->cfg->commit.max_items - (loop->n_slots - held);
+
+        if (left < room)
+                room = left;
+        return room < CFD_POLL_BATCH ? room : CFD_POLL_BATCH;
+}
+
+/*
+ * Fills the batch until it holds max_items messages, interval_ms passed
+ * since its first message, or a stop is requested.  Messages come in
+ * groups of up to CFD_POLL_BATCH per call into librdkafka.
+ */
+static void batch_fill(struct cfd_loop *loop)
+{
+        int64_t deadline = -1, now = cfd_now_ms();
+
+        while (!*loop->stop && !*loop->reload && !loop->fatal &&
+               !batch_due(loop, deadline, now)) {
+                int64_t wait_ms = CFD_POLL_SLICE_MS;
+                ssize_t n;
+
+                if (deadline >= 0 && deadline - now < wait_ms)
+                        wait_ms = deadline - now > 0 ? deadline - now : 0;
+                n = rd_kafka_consume_batch_queue(loop->queue, (int)wait_ms,
+                                                 loop->polled,
+                                                 poll_room(loop));
+                now = cfd_now_ms();
+                /* Delivery reports of this batch wait for its end; serve
+                 * them now and then so they do not pile up. */
+                rd_kafka_poll(loop->producer, 0);
+                if (n < 0) {
+                        cfd_log(CFD_LOG_WARN, "consume_failed",
+                                "err=\"%s\"",
+                                rd_kafka_err2str(rd_kafka_last_error()));
+                        continue;
+                }
+                if (n == 0) {
+                        if (deadline < 0 && loop->n_slots == 0)
+                                break; /* idle: let the caller look around */
+                        continue;
+                }
+                deadline = take_polled(loop, (size_t)n, deadline, now);
         }
 }
 
@@ -1019,6 +1093,7 @@ static int subscribe(struct cfd_loop *loop, char *errbuf, size_t errsize)
         rd_kafka_topic_partition_list_add(topics, loop->cfg->kafka.topic_input,
                                           RD_KAFKA_PARTITION_UA);
         rd_kafka_poll_set_consumer(loop->consumer);
+        loop->queue = rd_kafka_queue_get_consumer(loop->consumer);
         err = rd_kafka_subscribe(loop->consumer, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (err) {
@@ -1157,6 +1232,8 @@ void cfd_loop_free(struct cfd_loop *loop)
                 return;
 
         cfd_loop_release(loop);
+        if (loop->queue)
+                rd_kafka_queue_destroy(loop->queue);
         if (loop->consumer) {
                 err = rd_kafka_consumer_close(loop->consumer);
                 if (err)
@@ -1179,6 +1256,7 @@ void cfd_loop_free(struct cfd_loop *loop)
         msg_decoder_free(loop->decoder);
         cfd_peers_free(loop->peers);
         cfd_offsets_release(&loop->committed_offsets);
+        cfd_offsets_release(&loop->assigned);
         cl_state_free(loop->decider);
         cl_state_free(loop->state);
         free(loop->committed_state);

@@ -21,6 +21,8 @@
 
 /* Longest single wait inside the loop, so a stop request is seen soon. */
 #define CFD_POLL_SLICE_MS 100
+/* Most messages taken from librdkafka in one call. */
+#define CFD_POLL_BATCH 256
 
 enum cfd_route {
         CFD_ROUTE_CLEAN = 0,
@@ -85,6 +87,9 @@ struct cfd_loop {
         double *thresholds; /* K values, for the metrics */
 
         rd_kafka_t *consumer;
+        rd_kafka_queue_t *queue; /* the consumer's, for batch consumption */
+        rd_kafka_message_t *polled[CFD_POLL_BATCH];
+        struct cfd_offsets assigned; /* 1: the partition is ours now */
         rd_kafka_t *producer;
         rd_kafka_topic_t *out[CFD_ROUTE_COUNT];
         struct cfd_routes *routes; /* routing.suspect_by topics */
