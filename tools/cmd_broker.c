@@ -22,14 +22,9 @@
 
 #include "cfd_mock.h"
 #include "cli.h"
+#include "ctl_signal.h"
 
 #define LINE_MAX_BYTES 1024
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) {
-        stop_signal = sig;
-}
 
 static void usage(FILE *out) {
         fprintf(out,
@@ -301,7 +296,7 @@ static int serve(struct cfd_mock *m) {
         struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
         char data[4096];
 
-        while (!stop_signal) {
+        while (!ctl_stop_signal) {
                 ssize_t n;
                 /* Bounded wait: a signal just before poll() is seen
                  * within half a second. */
@@ -329,19 +324,6 @@ static int serve(struct cfd_mock *m) {
                 feed_bytes(m, &lb, data, (size_t)n);
         }
         return 0;
-}
-
-static int install_signals(void) {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sigemptyset(&sa.sa_mask);
-        /* No SA_RESTART: poll() must return EINTR to notice the stop. */
-        sa.sa_handler = on_signal;
-        if (sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL))
-                return -1;
-        sa.sa_handler = SIG_IGN;
-        return sigaction(SIGPIPE, &sa, NULL);
 }
 
 /* Starts the cluster and announces it.  Returns 0 or -1 (logged). */
@@ -379,11 +361,10 @@ int cmd_broker(int argc, char **argv) {
                 usage(rc > 0 ? stdout : stderr);
                 return rc > 0 ? 0 : 2;
         }
-        if (install_signals()) {
-                fprintf(stderr, "confidentctl broker: sigaction: %s\n",
-                        strerror(errno));
+        /* Answers go to stdout: a reader that left must not kill us. */
+        if (ctl_catch_stop_signals("broker") ||
+            signal(SIGPIPE, SIG_IGN) == SIG_ERR)
                 return 1;
-        }
         if (start(&o, &m))
                 return 1;
 
@@ -396,8 +377,8 @@ int cmd_broker(int argc, char **argv) {
 
         rc = serve(m);
         log_event(rc ? "error" : "info", "stop", "signal",
-                  stop_signal == SIGINT    ? "INT"
-                  : stop_signal == SIGTERM ? "TERM"
+                  ctl_stop_signal == SIGINT    ? "INT"
+                  : ctl_stop_signal == SIGTERM ? "TERM"
                                            : "none",
                   (const char *)NULL);
         cfd_mock_free(m);

@@ -23,6 +23,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "cli.h"
+#include "ctl_signal.h"
 #include "csvread.h"
 #include "ctl_kafka.h"
 #include "msg.h"
@@ -40,12 +41,6 @@ enum role { ROLE_CLEAN = 0, ROLE_SUSPECT, ROLE_DEAD_LETTER, ROLE_COUNT };
 /* As the daemon names its routes; used in output and --verdicts-out. */
 static const char *const role_names[ROLE_COUNT] = {"clean", "suspect",
                                                    "dead_letter"};
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) {
-        stop_signal = sig;
-}
 
 struct eval_opts {
         const char *brokers, *input_topic;
@@ -852,7 +847,7 @@ static int consume(struct evaluation *ev, bool *ret_idle) {
         double idle_s = (double)ev->o->idle_ms / 1000.0;
 
         *ret_idle = false;
-        while (!stop_signal && !finished(ev)) {
+        while (!ctl_stop_signal && !finished(ev)) {
                 rd_kafka_message_t *m;
                 int rc;
 
@@ -1025,7 +1020,7 @@ static int report(const struct evaluation *ev, bool idle) {
                        o->topics[r], role_names[r], ev->part_count[r],
                        ev->count[r]);
         printf("ended=%s undecodable=%zu no_id=%zu verdict_mismatch=%zu\n",
-               stop_signal ? "signal" : idle ? "idle" : "complete",
+               ctl_stop_signal ? "signal" : idle ? "idle" : "complete",
                ev->undecodable, ev->no_id, ev->verdict_mismatch);
         missing = print_problem(&ev->ids, PROBLEM_MISSING, "missing");
         duplicated = print_problem(&ev->ids, PROBLEM_DUPLICATED,
@@ -1050,27 +1045,13 @@ static int report(const struct evaluation *ev, bool idle) {
                ev->ts_first >= 0 && span_s > 0 ? (double)ev->items / span_s
                                                : 0.0);
         fflush(stdout);
-        if (missing || duplicated || stop_signal ||
+        if (missing || duplicated || ctl_stop_signal ||
             ev->items < (size_t)o->expect)
                 return 1;
         return 0;
 }
 
 /* ---- the command ----------------------------------------------------- */
-
-static int install_signals(void) {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sigemptyset(&sa.sa_mask);
-        sa.sa_handler = on_signal;
-        if (sigaction(SIGTERM, &sa, NULL) == 0 &&
-            sigaction(SIGINT, &sa, NULL) == 0)
-                return 0;
-        fprintf(stderr, "confidentctl evaluate: sigaction: %s\n",
-                strerror(errno));
-        return -1;
-}
 
 /* msg_decode_id() looks at the id alone; any schema will do. */
 static int open_decoder(struct evaluation *ev) {
@@ -1123,8 +1104,8 @@ int cmd_evaluate(int argc, char **argv) {
                 usage(rc > 0 ? stdout : stderr);
                 return rc > 0 ? 0 : 2;
         }
-        if (install_signals() || open_decoder(&ev) || load_truth(&ev) ||
-            open_consumer(&ev) || assign_all(&ev) ||
+        if (ctl_catch_stop_signals("evaluate") || open_decoder(&ev) ||
+            load_truth(&ev) || open_consumer(&ev) || assign_all(&ev) ||
             consume(&ev, &idle) || write_verdicts(&ev)) {
                 rc = 1;
                 goto out_release;

@@ -24,6 +24,7 @@
 #include <msgpack.h>
 
 #include "cli.h"
+#include "ctl_signal.h"
 #include "csvread.h"
 #include "ctl_kafka.h"
 #include "msg.h"
@@ -32,12 +33,6 @@
 #define METADATA_TIMEOUT_MS 10000
 #define STOP_FLUSH_MS      10000 /* flush budget after SIGINT/SIGTERM */
 #define PROGRESS_EVERY_S   0.25
-
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig) {
-        stop_signal = sig;
-}
 
 struct replay_opts {
         const char *labels, *probs, *brokers, *topic;
@@ -462,7 +457,7 @@ static int produce_record(struct replay *r) {
                         RD_KAFKA_V_VALUE(r->sbuf.data, r->sbuf.size),
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_END);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || stop_signal)
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || ctl_stop_signal)
                         break;
                 /* Serving delivery reports makes room. */
                 rd_kafka_poll(r->rk, 100);
@@ -487,7 +482,7 @@ static void pace(struct replay *r) {
                 return;
         }
         due = r->t_start + (double)r->produced / r->o->rate;
-        while (!stop_signal && (wait_s = due - now_s()) > 0.001)
+        while (!ctl_stop_signal && (wait_s = due - now_s()) > 0.001)
                 rd_kafka_poll(r->rk, (int)(wait_s * 1000));
         rd_kafka_poll(r->rk, 0);
 }
@@ -512,7 +507,7 @@ static int produce_all(struct replay *r) {
         size_t rec;
         int rc;
 
-        for (rec = 0; !stop_signal; rec++) {
+        for (rec = 0; !ctl_stop_signal; rec++) {
                 if (r->o->limit >= 0 && rec >= (size_t)r->o->limit)
                         break;
                 rc = csv_next(r->csv, errbuf, sizeof(errbuf));
@@ -536,7 +531,7 @@ static void flush_all(struct replay *r) {
 
         while (rd_kafka_outq_len(r->rk) > 0) {
                 /* Without a signal, message.timeout.ms bounds this. */
-                if (stop_signal && now_s() > give_up)
+                if (ctl_stop_signal && now_s() > give_up)
                         break;
                 rd_kafka_flush(r->rk, 500);
         }
@@ -550,7 +545,7 @@ static void report(const struct replay *r, double elapsed, bool failed) {
                 "level=%s event=replay_done topic=%s items=%zu "
                 "delivered=%zu failed=%zu undelivered=%zu elapsed_s=%.3f "
                 "items_per_s=%.2f",
-                failed || r->dr.failed || lost || stop_signal ? "error"
+                failed || r->dr.failed || lost || ctl_stop_signal ? "error"
                                                               : "info",
                 r->o->topic, r->produced, r->dr.delivered, r->dr.failed,
                 lost, elapsed,
@@ -558,24 +553,10 @@ static void report(const struct replay *r, double elapsed, bool failed) {
         if (r->dr.failed)
                 fprintf(stderr, " first_err=%s",
                         rd_kafka_err2name(r->dr.first_err));
-        if (stop_signal)
+        if (ctl_stop_signal)
                 fprintf(stderr, " interrupted=%s",
-                        stop_signal == SIGINT ? "INT" : "TERM");
+                        ctl_stop_signal == SIGINT ? "INT" : "TERM");
         fputc('\n', stderr);
-}
-
-static int install_signals(void) {
-        struct sigaction sa;
-
-        memset(&sa, 0, sizeof(sa));
-        sigemptyset(&sa.sa_mask);
-        sa.sa_handler = on_signal;
-        if (sigaction(SIGTERM, &sa, NULL) == 0 &&
-            sigaction(SIGINT, &sa, NULL) == 0)
-                return 0;
-        fprintf(stderr, "confidentctl replay: sigaction: %s\n",
-                strerror(errno));
-        return -1;
 }
 
 static void replay_release(struct replay *r) {
@@ -598,7 +579,8 @@ int cmd_replay(int argc, char **argv) {
                 return rc > 0 ? 0 : 2;
         }
         msgpack_sbuffer_init(&r.sbuf);
-        if (install_signals() || open_inputs(&r) || open_producer(&r)) {
+        if (ctl_catch_stop_signals("replay") || open_inputs(&r) ||
+            open_producer(&r)) {
                 rc = 1;
                 goto out_release;
         }
@@ -611,7 +593,7 @@ int cmd_replay(int argc, char **argv) {
         flush_all(&r);
         show_progress(&r, true);
         report(&r, now_s() - r.t_start, rc != 0);
-        if (r.dr.failed || r.dr.delivered != r.produced || stop_signal)
+        if (r.dr.failed || r.dr.delivered != r.produced || ctl_stop_signal)
                 rc = 1;
 
 out_release:
