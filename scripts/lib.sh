@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for the demo, the evaluation scripts and the end-to-end
 # tests: start the embedded broker and the daemon on loopback, stop them
 # by pid.  Source it; set BUILD_DIR first (default ./build).
@@ -70,21 +71,31 @@ cfd_start_daemon() {
 
 # cfd_stop PID [TIMEOUT_S] -> SIGTERM, wait; returns the exit status
 cfd_stop() {
-        local pid=$1 timeout=${2:-60} i status
+        local pid=$1 timeout=${2:-60}
         kill -TERM "$pid" 2>/dev/null || return 0
-        for i in $(seq $((timeout * 10))); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
+        if ! cfd_wait_exit "$pid" "$timeout"; then
                 kill -KILL "$pid" 2>/dev/null
                 wait "$pid" 2>/dev/null
                 cfd_forget "$pid"
                 return 124
         fi
-        wait "$pid" && status=0 || status=$?
+        return "$CFD_EXIT_STATUS"
+}
+
+# cfd_wait_exit PID TIMEOUT_S: waits up to TIMEOUT_S for PID (a child of
+# this shell) to end; then sets CFD_EXIT_STATUS to its exit status and
+# returns 0.  Returns 1 when it still runs.
+cfd_wait_exit() {
+        local pid=$1 timeout=$2 i
+        for i in $(seq $((timeout * 10))); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && return 1
+        CFD_EXIT_STATUS=0
+        wait "$pid" || CFD_EXIT_STATUS=$?
         cfd_forget "$pid"
-        return "$status"
+        return 0
 }
 
 # cfd_forget PID: drop a process that has ended from the cleanup list.

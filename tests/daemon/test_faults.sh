@@ -202,17 +202,11 @@ wait_written() {
         done
 }
 
-# wait_exit PID -> status
+# wait_exit PID -> sets status; fails after WAIT_S.
 wait_exit() {
-        for _ in $(seq $((WAIT_S * 10))); do
-                kill -0 "$1" 2>/dev/null || break
-                sleep 0.1
-        done
-        kill -0 "$1" 2>/dev/null &&
+        cfd_wait_exit "$1" "$WAIT_S" ||
                 fail "daemon $1 still runs ${WAIT_S} s after the fatal error"
-        status=0
-        wait "$1" || status=$?
-        cfd_forget "$1"
+        status=$CFD_EXIT_STATUS
 }
 
 # check TOPIC EXPECT: the checks named in the header.

@@ -184,15 +184,9 @@ start_daemon() {
 
 # wait_exit PID -> sets status; fails after EXIT_TIMEOUT_S.
 wait_exit() {
-        for _ in $(seq $((EXIT_TIMEOUT_S * 10))); do
-                kill -0 "$1" 2>/dev/null || break
-                sleep 0.1
-        done
-        kill -0 "$1" 2>/dev/null &&
+        cfd_wait_exit "$1" "$EXIT_TIMEOUT_S" ||
                 fail "process $1 still runs ${EXIT_TIMEOUT_S} s after it should have stopped"
-        status=0
-        wait "$1" || status=$?
-        cfd_forget "$1"
+        status=$CFD_EXIT_STATUS
 }
 
 # state_items LOG: items of the snapshot the daemon started from, or
