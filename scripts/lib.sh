@@ -86,8 +86,8 @@ cfd_stop() {
 # this shell) to end; then sets CFD_EXIT_STATUS to its exit status and
 # returns 0.  Returns 1 when it still runs.
 cfd_wait_exit() {
-        local pid=$1 timeout=$2 i
-        for i in $(seq $((timeout * 10))); do
+        local pid=$1 timeout=$2
+        for _ in $(seq $((timeout * 10))); do
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.1
         done
