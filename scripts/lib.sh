@@ -56,12 +56,12 @@ cfd_write_config() {
 
 # cfd_start_daemon CONFIG LOGFILE -> sets CFD_DAEMON_PID; waits for ready
 cfd_start_daemon() {
-        local config=$1 log=$2 i
+        local config=$1 log=$2
         "$CONFIDENTD" -c "$config" 2>"$log" </dev/null &
         CFD_DAEMON_PID=$!
         CFD_PIDS+=("$CFD_DAEMON_PID")
-        for i in $(seq 300); do
-                grep -q 'event=ready' "$log" && return 0
+        for _ in $(seq 300); do
+                grep -qs 'event=ready' "$log" && return 0
                 kill -0 "$CFD_DAEMON_PID" 2>/dev/null ||
                         cfd_die "daemon exited: $(tail -n 5 "$log")"
                 sleep 0.1
