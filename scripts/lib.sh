@@ -17,12 +17,12 @@ cfd_die() {
 
 # cfd_start_broker WORKDIR TOPICS PARTITIONS -> sets CFD_BOOTSTRAP
 cfd_start_broker() {
-        local dir=$1 topics=$2 partitions=$3 i
+        local dir=$1 topics=$2 partitions=$3
         "$CONFIDENTCTL" broker --topics "$topics" --partitions "$partitions" \
                 >"$dir/broker.out" 2>"$dir/broker.log" </dev/null &
         CFD_BROKER_PID=$!
         CFD_PIDS+=("$CFD_BROKER_PID")
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
                 # The background shell may not have created the file yet.
                 CFD_BOOTSTRAP=$(awk '/^BOOTSTRAP /{print $2; exit}' \
                         "$dir/broker.out" 2>/dev/null || true)
