@@ -255,11 +255,11 @@ static void reject_decode(struct cfd_slot *slot, int code,
         slot->route = CFD_ROUTE_DEAD_LETTER;
         slot->error_code = msg_err_name(code);
         if (merr->field[0])
-                snprintf(slot->reason, sizeof(slot->reason),
+                snprintf(slot->reason, CFD_REASON_MAX,
                          "%s: %s (byte %zu)", merr->field, merr->msg,
                          merr->offset);
         else
-                snprintf(slot->reason, sizeof(slot->reason), "%s (byte %zu)",
+                snprintf(slot->reason, CFD_REASON_MAX, "%s (byte %zu)",
                          merr->msg, merr->offset);
 }
 
@@ -278,7 +278,7 @@ static void reject_row(struct cfd_loop *loop, struct cfd_slot *slot, int code,
         const struct cl_params *par = cl_state_params(loop->state);
         const double *p = loop->probs;
         char *r = slot->reason;
-        size_t n = sizeof(slot->reason);
+        size_t n = CFD_REASON_MAX;
 
         slot->route = CFD_ROUTE_DEAD_LETTER;
         slot->error_code = cl_err_name(code);
@@ -536,7 +536,7 @@ void cfd_loop_refuse(struct cfd_loop *loop, struct cfd_slot *slot)
         slot->drop_value = true;
         slot->held = false;
         slot->error_code = "CFD_E_OUTPUT_REFUSED";
-        snprintf(slot->reason, sizeof(slot->reason),
+        snprintf(slot->reason, CFD_REASON_MAX,
                  "the broker refused the %zu-byte output (%s); the value "
                  "stays in the input topic at the source offset",
                  in->len, rd_kafka_err2str(err));
@@ -544,9 +544,10 @@ void cfd_loop_refuse(struct cfd_loop *loop, struct cfd_slot *slot)
 
 static void take(struct cfd_loop *loop, rd_kafka_message_t *m, int64_t now)
 {
-        struct cfd_slot *slot = &loop->slots[loop->n_slots++];
+        struct cfd_slot *slot = &loop->slots[loop->n_slots];
 
         memset(slot, 0, sizeof(*slot));
+        slot->reason = loop->reasons[loop->n_slots++];
         slot->in = m;
         slot->taken_ms = now;
         if (is_poison(loop, slot))
@@ -883,8 +884,16 @@ int cfd_loop_run(struct cfd_loop *loop, volatile sig_atomic_t *stop,
 struct reconfig {
         struct cfd_routes *routes;
         struct cfd_slot *slots;
+        char (*reasons)[CFD_REASON_MAX];
         size_t cap_slots;
 };
+
+static void reconfig_discard(struct reconfig *rc)
+{
+        cfd_routes_free(rc->routes);
+        free(rc->slots);
+        free(rc->reasons);
+}
 
 static int reconfig_prepare(struct cfd_loop *loop, const struct cfg *cfg,
                             struct reconfig *rc, char *errbuf, size_t errsize)
@@ -894,10 +903,11 @@ static int reconfig_prepare(struct cfd_loop *loop, const struct cfg *cfg,
                 return -1;
         rc->cap_slots = batch_capacity(loop, cfg);
         rc->slots = calloc(rc->cap_slots, sizeof(*rc->slots));
-        if (!rc->slots) {
+        rc->reasons = calloc(rc->cap_slots, sizeof(*rc->reasons));
+        if (!rc->slots || !rc->reasons) {
                 snprintf(errbuf, errsize, "out of memory for a batch of %zu",
                          rc->cap_slots);
-                cfd_routes_free(rc->routes);
+                reconfig_discard(rc);
                 return -1;
         }
         return 0;
@@ -908,7 +918,7 @@ int cfd_loop_reconfigure(struct cfd_loop *loop, const struct cfg *cfg,
                          size_t errsize)
 {
         struct cl_params old = loop->params;
-        struct reconfig rc = {NULL, NULL, 0};
+        struct reconfig rc = {NULL, NULL, NULL, 0};
         int err;
 
         if (loop->n_slots) {
@@ -926,14 +936,15 @@ int cfd_loop_reconfigure(struct cfd_loop *loop, const struct cfg *cfg,
                          "filter: %s (warm-up beyond the hold buffer made at "
                          "start needs a restart)",
                          cl_strerror(err));
-                cfd_routes_free(rc.routes);
-                free(rc.slots);
+                reconfig_discard(&rc);
                 return -1;
         }
         cfd_routes_free(loop->routes);
         loop->routes = rc.routes;
         free(loop->slots);
         loop->slots = rc.slots;
+        free(loop->reasons);
+        loop->reasons = rc.reasons;
         loop->cap_slots = rc.cap_slots;
         loop->cfg = cfg;
         loop->params = *params;
@@ -1165,12 +1176,13 @@ static int alloc_batch(struct cfd_loop *loop, char *errbuf, size_t errsize)
 
         loop->cap_slots = batch_capacity(loop, loop->cfg);
         loop->slots = calloc(loop->cap_slots, sizeof(*loop->slots));
+        loop->reasons = calloc(loop->cap_slots, sizeof(*loop->reasons));
         loop->probs = calloc(loop->params.k, sizeof(*loop->probs));
         loop->thresholds = calloc(loop->params.k, sizeof(*loop->thresholds));
         loop->released_cap = hold;
         loop->released = calloc(hold ? hold : 1, sizeof(*loop->released));
-        if (!loop->slots || !loop->probs || !loop->thresholds ||
-            !loop->released) {
+        if (!loop->slots || !loop->reasons || !loop->probs ||
+            !loop->thresholds || !loop->released) {
                 snprintf(errbuf, errsize, "out of memory for a batch of %zu",
                          loop->cap_slots);
                 return -1;
@@ -1263,6 +1275,7 @@ void cfd_loop_free(struct cfd_loop *loop)
         free(loop->released);
         free(loop->thresholds);
         free(loop->probs);
+        free(loop->reasons);
         free(loop->slots);
         free(loop);
 }

@@ -51,8 +51,12 @@ struct cfd_slot {
         rd_kafka_resp_err_t err;
         struct cl_verdict verdict; /* clean and suspect routes */
         const char *error_code;    /* dead-letter route: "CL_E_RANGE" */
-        char reason[256];          /* dead-letter route: the detail */
+        char *reason; /* dead-letter route: the detail, CFD_REASON_MAX
+                       * bytes of cfd_loop.reasons (kept out of the slot,
+                       * which every pass over a batch reads) */
 };
+
+#define CFD_REASON_MAX 256
 
 struct cfd_progress {
         int64_t last_ms;
@@ -114,6 +118,7 @@ struct cfd_loop {
         int64_t hold_since_ms;
 
         struct cfd_slot *slots; /* the current batch */
+        char (*reasons)[CFD_REASON_MAX]; /* slot i's reason text */
         size_t n_slots;
         size_t cap_slots;
         size_t pending; /* produced outputs awaiting a delivery report */
