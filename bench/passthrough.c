@@ -12,6 +12,11 @@
  *                  then the same offsets committed outside it, as the
  *                  daemon does for the mock broker.
  *
+ * With --headers every output also carries the seven headers the daemon
+ * attaches to a clean item, built by the daemon's own cfd_headers_verdict()
+ * for a fixed verdict: a baseline that pays what the daemon's outputs cost
+ * librdkafka and the broker, without the scoring.
+ *
  * Client settings are the daemon's defaults (cfd_kafka.c); --property
  * adds the ones its configuration adds.  Stops after --expect messages
  * are finished, or on SIGTERM/SIGINT, and prints
@@ -33,6 +38,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "bench_common.h"
+#include "cfd_headers.h"
 
 #define MAX_PROPS 32
 #define TXN_TIMEOUT_MS 30000
@@ -48,6 +54,7 @@ static void on_signal(int sig)
 struct opts {
         const char *brokers, *topic, *out, *group;
         bool txn;
+        bool headers;
         long max_items, interval_ms, expect;
         const char *props[MAX_PROPS];
         int nprops;
@@ -218,21 +225,50 @@ static int finish_batch(struct run *r)
         return rc;
 }
 
+/* The daemon's headers for a typical clean item consumed as m. */
+static rd_kafka_headers_t *clean_headers(const rd_kafka_message_t *m)
+{
+        static const struct cl_verdict clean = {
+                .tag = CL_TAG_CLEAN, .given = 3, .suggested = 3,
+                .quality = 0.912345, .threshold = 0.54321,
+                .reason = "pass"};
+        const struct cfd_source src = {rd_kafka_topic_name(m->rkt),
+                                       m->partition, m->offset};
+
+        return cfd_headers_verdict(&clean, false, &src);
+}
+
 static int produce(struct run *r, rd_kafka_message_t *m)
 {
+        rd_kafka_headers_t *hdrs = r->o->headers ? clean_headers(m) : NULL;
         rd_kafka_resp_err_t err;
 
+        if (r->o->headers && !hdrs) {
+                fprintf(stderr, "passthrough: headers refused\n");
+                return -1;
+        }
         for (;;) {
-                err = rd_kafka_producev(r->producer, RD_KAFKA_V_RKT(r->out),
-                                        RD_KAFKA_V_KEY(m->key, m->key_len),
-                                        RD_KAFKA_V_VALUE(m->payload, m->len),
-                                        RD_KAFKA_V_MSGFLAGS(0),
-                                        RD_KAFKA_V_END);
+                /* Without headers, as a plain client would call it. */
+                if (hdrs)
+                        err = rd_kafka_producev(
+                                r->producer, RD_KAFKA_V_RKT(r->out),
+                                RD_KAFKA_V_KEY(m->key, m->key_len),
+                                RD_KAFKA_V_VALUE(m->payload, m->len),
+                                RD_KAFKA_V_HEADERS(hdrs),
+                                RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
+                else
+                        err = rd_kafka_producev(
+                                r->producer, RD_KAFKA_V_RKT(r->out),
+                                RD_KAFKA_V_KEY(m->key, m->key_len),
+                                RD_KAFKA_V_VALUE(m->payload, m->len),
+                                RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_END);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
                 rd_kafka_poll(r->producer, POLL_SLICE_MS);
         }
         if (err) {
+                if (hdrs)
+                        rd_kafka_headers_destroy(hdrs);
                 fprintf(stderr, "passthrough: produce: %s\n",
                         rd_kafka_err2str(err));
                 return -1;
@@ -290,6 +326,7 @@ static int parse(int argc, char **argv, struct opts *o)
                 {"interval-ms", required_argument, NULL, 'i'},
                 {"expect", required_argument, NULL, 'e'},
                 {"property", required_argument, NULL, 'X'},
+                {"headers", no_argument, NULL, 'H'},
                 {NULL, 0, NULL, 0},
         };
         int c;
@@ -304,6 +341,7 @@ static int parse(int argc, char **argv, struct opts *o)
                 case 'n': o->max_items = strtol(optarg, NULL, 10); break;
                 case 'i': o->interval_ms = strtol(optarg, NULL, 10); break;
                 case 'e': o->expect = strtol(optarg, NULL, 10); break;
+                case 'H': o->headers = true; break;
                 case 'X':
                         if (o->nprops == MAX_PROPS)
                                 return -1;
@@ -363,8 +401,8 @@ int main(int argc, char **argv)
                         "OUT --expect N\n"
                         "         [--group G] [--mode exactly_once|"
                         "at_least_once] [--max-items N]\n"
-                        "         [--interval-ms MS] [--property "
-                        "NAME=VALUE]...\n");
+                        "         [--interval-ms MS] [--headers] "
+                        "[--property NAME=VALUE]...\n");
                 return 2;
         }
         signal(SIGTERM, on_signal);
