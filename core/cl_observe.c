@@ -100,58 +100,63 @@ static void state_renormalise(struct cl_state *st)
  * or the sum off by more than sum_tol; width and label are the caller's).
  * thr_label is the confidence bound of the given class with this item
  * counted, which cl_observe() finds before it changes the state.
+ *
+ * The loop keeps only what cannot be had afterwards: the sum, the
+ * smallest value, the confident classes other than the label, and the
+ * largest value other than the label with its lowest index.  The
+ * argmax, the final filter and the range check follow from those, so
+ * that each step is a few compare-and-moves without a branch.  Rows
+ * with NaN or infinities get meaningless fields but are rejected.
  */
 static bool scan_row(const struct cl_state *st, const double *p,
                      unsigned label, double thr_label, struct row_scan *s)
 {
-        unsigned k = st->p.k, n_conf = 0, first = k, best = 0, other = k;
-        double lifted = p[label] + CL_EPS, best_p = p[0], other_p = -HUGE_VAL;
-        double sum = 0.0;
-        bool cleared = true, valid = true;
+        const double *restrict thr_m = st->thr_m;
+        unsigned k = st->p.k, n_conf = 0, conf = k, other = k;
+        double other_p = -HUGE_VAL, low = HUGE_VAL, sum = 0.0;
+        double own = p[label], lifted = own + CL_EPS, high;
+        bool valid, cleared;
 
-        /* The running maxima stay in registers: comparing with p[best]
-         * would chain a load into every step. */
         for (unsigned j = 0; j < k; j++) {
                 double x = p[j];
+                bool confident = x >= thr_m[j];
 
-                /* False for NaN and infinities too; cl_check_row() tells
-                 * which error it is. */
-                valid &= (x >= -CL_EPS) & (x <= 1.0 + CL_EPS);
                 sum += x;
-                if (x > best_p) {
-                        best_p = x;
-                        best = j;
-                }
+                low = x < low ? x : low;
                 if (j == label)
                         continue;
-                if (x >= st->thr_m[j]) {
-                        if (n_conf++ == 0)
-                                first = j;
-                }
+                /* With one confident class, `conf` is that class. */
+                n_conf += confident;
+                conf = confident ? j : conf;
                 if (x > other_p) {
                         other_p = x;
                         other = j;
                 }
-                /* argmax of p with p[label] + EPS: a lower index wins a
-                 * tie, so it must stay strictly below. */
-                if (j < label ? x >= lifted : x > lifted)
-                        cleared = false;
         }
-        /* The given class, with its new threshold, in its place in the
-         * order: `first` is the lowest confident index. */
-        if (p[label] >= thr_label) {
+        /* The given class, with its new threshold. */
+        if (own >= thr_label) {
                 n_conf++;
-                if (label < first)
-                        first = label;
+                conf = label;
         }
         s->label = label;
+        /* The lowest index of the largest value: label or other. */
+        s->argmax = own > other_p || (own == other_p && label < other)
+                            ? label
+                            : other;
         /* Pitfall 1: with two or more confident classes, the argmax of
          * the whole row, which need not be confident itself. */
-        s->guess = n_conf == 0 ? k : n_conf == 1 ? first : best;
-        s->argmax = best;
+        s->guess = n_conf == 0 ? k : n_conf == 1 ? conf : s->argmax;
         s->other = other;
+        /* argmax of p with p[label] + EPS: a class above it, or equal
+         * with a lower index, keeps the item; `other` is the lowest index
+         * of the largest value among the classes that can. */
+        cleared = !(other_p > lifted || (other_p == lifted && other < label));
         s->cleared = cleared;
-        /* The same sum, in the same order, as cl_check_row(). */
+        /* In range iff the extremes are; a NaN anywhere makes the sum
+         * NaN (and an infinity makes an extreme out of range).  The same
+         * sum, in the same order, as cl_check_row(). */
+        high = own > other_p ? own : other_p;
+        valid = low >= -CL_EPS && high <= 1.0 + CL_EPS && sum == sum;
         return valid && !(st->p.sum_tol > 0.0 &&
                           fabs(sum - 1.0) > st->p.sum_tol);
 }

@@ -15,7 +15,8 @@
  * renormalisation, and a snapshot restore plus a merge with a state of
  * other rows halfway; then, when
  * the data is there, the 511,000 CIFAR-10H annotations for every filter
- * with and without decay.
+ * with and without decay.  Besides the hashes, the shortcuts of the fast
+ * paths are checked against their definitions on rows made to hit them.
  *
  * Usage: test_observe [--print] [DATA_DIR]  (DATA_DIR or CFD_SHARED_DATA:
  * ../shared/data; the CIFAR-10H group is skipped without it).  --print
@@ -578,6 +579,135 @@ static void test_cl_observe_merge_decides_as_restored(void **state)
         cl_state_free(a);
 }
 
+/*
+ * The row scan of cl_observe() keeps, per value, only the sum, the
+ * smallest value, the confident classes and the best value other than
+ * the label, and derives the range check, the argmax and the final
+ * argmax filter from those.  These rows are made of a few values with
+ * ties at every place that matters (equal maxima on either side of the
+ * label, a value of exactly p[label] + CL_EPS, bounds of the range and
+ * just past them, NaN, infinities), and each outcome is compared with
+ * the definition, value by value.
+ */
+static const double scan_values[] = {0.0, 0.1, 0.3, 0.3, 1.0};
+
+/* Value v of a row whose label has own; past the table, the edges. */
+static double scan_value(uint64_t *s, double own)
+{
+        unsigned n = sizeof(scan_values) / sizeof(scan_values[0]);
+        unsigned x = (unsigned)(next_u64(s) % (n + 3));
+
+        if (x < n)
+                return scan_values[x];
+        if (x == n)
+                return own;
+        if (x == n + 1)
+                return own + CL_EPS;
+        return nextafter(own + CL_EPS, 1.0);
+}
+
+static double scan_edge(uint64_t *s)
+{
+        static const double edges[] = {-CL_EPS, 1.0 + CL_EPS, -0.0,
+                                       NAN, INFINITY, -INFINITY};
+        unsigned x = (unsigned)(next_u64(s) % 9);
+
+        switch (x) {
+        case 6:
+                return nextafter(-CL_EPS, -1.0);
+        case 7:
+                return nextafter(1.0 + CL_EPS, 2.0);
+        case 8:
+                return 0.5;
+        default:
+                return edges[x];
+        }
+}
+
+/* The final filter and argmax as 4.10 defines them, value by value. */
+static void scan_reference(const double *p, unsigned k, unsigned label,
+                           bool *ret_cleared, unsigned *ret_argmax)
+{
+        double lifted = p[label] + CL_EPS;
+        unsigned best = 0;
+
+        *ret_cleared = true;
+        for (unsigned j = 0; j < k; j++) {
+                if (p[j] > p[best])
+                        best = j;
+                if (j != label && (j < label ? p[j] >= lifted
+                                             : p[j] > lifted))
+                        *ret_cleared = false;
+        }
+        *ret_argmax = best;
+}
+
+static void test_cl_observe_row_scan_matches_definition(void **state)
+{
+        static const unsigned ks[] = {2, 3, 4, 10};
+        uint64_t seed = 0x5eed5ca4ULL;
+        size_t cleared = 0, ties = 0, edges = 0;
+
+        (void)state;
+        for (size_t x = 0; x < sizeof(ks) / sizeof(ks[0]); x++) {
+                unsigned k = ks[x];
+                struct cl_params p;
+                struct cl_state *st;
+                double row[10];
+
+                /* predicted_neq_given decides every row at once: clean
+                 * "argmax" when the final filter clears it, else suspect
+                 * of the argmax.  No sum check: the rows need not sum
+                 * to 1. */
+                cl_params_init(&p, k);
+                p.filter = CL_FILTER_PREDICTED_NEQ_GIVEN;
+                p.warmup_policy = CL_WARMUP_PASS;
+                p.sum_tol = 0.0;
+                assert_int_equal(cl_state_new(&p, &st), 0);
+                for (size_t r = 0; r < 20000; r++) {
+                        unsigned label = (unsigned)(next_u64(&seed) % k);
+                        double own = next_u64(&seed) % 2 ? 0.3 : 0.1;
+                        struct cl_verdict v;
+                        size_t want_index = SIZE_MAX, index = SIZE_MAX;
+                        unsigned argmax;
+                        bool clear;
+                        int want;
+
+                        for (unsigned j = 0; j < k; j++)
+                                row[j] = scan_value(&seed, own);
+                        row[label] = own;
+                        /* One row in four has an edge value somewhere. */
+                        if (next_u64(&seed) % 4 == 0) {
+                                row[next_u64(&seed) % k] = scan_edge(&seed);
+                                edges++;
+                        }
+                        want = cl_check_row(st, label, row, k, &want_index);
+                        assert_int_equal(cl_observe(st, label, row, k, &v,
+                                                    &index),
+                                         want);
+                        assert_int_equal(index, want_index);
+                        if (want < 0)
+                                continue;
+                        scan_reference(row, k, label, &clear, &argmax);
+                        ties += !clear && argmax != label &&
+                                row[argmax] == row[label] + CL_EPS;
+                        if (clear) {
+                                cleared++;
+                                assert_int_equal(v.tag, CL_TAG_CLEAN);
+                                assert_string_equal(v.reason, "argmax");
+                        } else {
+                                assert_int_equal(v.tag, CL_TAG_SUSPECT);
+                                assert_int_equal(v.suggested, argmax);
+                        }
+                }
+                cl_state_free(st);
+        }
+        /* The cases the test is about happened. */
+        assert_true(cleared > 1000);
+        assert_true(ties > 100);
+        assert_true(edges > 1000);
+}
+
 /* The CIFAR-10H stream, as confidentctl score reads it. */
 struct cifar {
         size_t n;
@@ -680,6 +810,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cl_observe_generated_streams_unchanged),
                 cmocka_unit_test(test_cl_observe_merge_decides_as_restored),
+                cmocka_unit_test(test_cl_observe_row_scan_matches_definition),
                 cmocka_unit_test(test_cl_observe_cifar10h_unchanged),
         };
         struct stat sb;
