@@ -29,9 +29,8 @@ static char *put_digits(char *end, uint64_t x)
         return end;
 }
 
-/* "topic/partition/offset" into buf (the topic cut to fit). */
-static const char *format_source(char *buf, size_t size,
-                                 const struct cfd_source *src)
+const char *cfd_headers_format_source(char *buf, size_t size,
+                                      const struct cfd_source *src)
 {
         char digits[48], *end = digits + sizeof(digits), *p;
         size_t len = strlen(src->topic), tail;
@@ -42,6 +41,8 @@ static const char *format_source(char *buf, size_t size,
                                               : 0);
         *--p = '/';
         tail = (size_t)(end - p);
+        if (tail >= size) /* below 32 bytes: no topic, the offset cut */
+                tail = size - 1;
         if (len + tail + 1 > size)
                 len = size - tail - 1;
         memcpy(buf, src->topic, len);
@@ -107,32 +108,45 @@ slow:
         return buf;
 }
 
-static const char *format_uint(char *buf, size_t size, unsigned x)
+/* x in decimal at the start of buf, which holds at least 11 bytes. */
+static void format_uint(char *buf, unsigned x)
 {
-        char *end = buf + size - 1;
+        char digits[16], *end = digits + sizeof(digits), *p;
 
-        *end = '\0';
-        return put_digits(end, x);
+        p = put_digits(end, x);
+        memcpy(buf, p, (size_t)(end - p));
+        buf[end - p] = '\0';
+}
+
+void cfd_headers_values(struct cfd_header_values *ret,
+                        const struct cl_verdict *v,
+                        const struct cfd_source *src)
+{
+        format_uint(ret->given, v->given);
+        format_uint(ret->suggested, v->suggested);
+        cfd_headers_format_g6(ret->quality, sizeof(ret->quality), v->quality);
+        cfd_headers_format_g6(ret->threshold, sizeof(ret->threshold),
+                              v->threshold);
+        cfd_headers_format_source(ret->source, sizeof(ret->source), src);
 }
 
 rd_kafka_headers_t *cfd_headers_verdict(const struct cl_verdict *v,
                                         bool suspect,
                                         const struct cfd_source *src)
 {
-        rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-        char source[320], given[16], suggested[16], num[32];
+        struct cfd_header_values val;
+        rd_kafka_headers_t *h;
         int rc = 0;
 
+        cfd_headers_values(&val, v, src);
+        h = rd_kafka_headers_new(8);
         rc |= add(h, HDR_VERDICT, suspect ? "suspect" : "clean");
-        rc |= add(h, HDR_GIVEN, format_uint(given, sizeof(given), v->given));
-        rc |= add(h, HDR_SUGGESTED,
-                  format_uint(suggested, sizeof(suggested), v->suggested));
-        rc |= add(h, HDR_QUALITY,
-                  cfd_headers_format_g6(num, sizeof(num), v->quality));
-        rc |= add(h, HDR_THRESHOLD,
-                  cfd_headers_format_g6(num, sizeof(num), v->threshold));
+        rc |= add(h, HDR_GIVEN, val.given);
+        rc |= add(h, HDR_SUGGESTED, val.suggested);
+        rc |= add(h, HDR_QUALITY, val.quality);
+        rc |= add(h, HDR_THRESHOLD, val.threshold);
         rc |= add(h, HDR_REASON, v->reason);
-        rc |= add(h, HDR_SOURCE, format_source(source, sizeof(source), src));
+        rc |= add(h, HDR_SOURCE, val.source);
         if (rc) {
                 rd_kafka_headers_destroy(h);
                 return NULL;
@@ -144,13 +158,15 @@ rd_kafka_headers_t *cfd_headers_dead_letter(const char *code,
                                             const char *reason,
                                             const struct cfd_source *src)
 {
-        rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-        char source[320];
+        char source[CFD_HEADERS_SOURCE_MAX];
+        rd_kafka_headers_t *h;
         int rc = 0;
 
+        cfd_headers_format_source(source, sizeof(source), src);
+        h = rd_kafka_headers_new(4);
         rc |= add(h, HDR_ERROR, code);
         rc |= add(h, HDR_REASON, reason);
-        rc |= add(h, HDR_SOURCE, format_source(source, sizeof(source), src));
+        rc |= add(h, HDR_SOURCE, source);
         if (rc) {
                 rd_kafka_headers_destroy(h);
                 return NULL;

@@ -16,6 +16,7 @@
 #include "cfd_loop_priv.h"
 #include "cfd_offsets.h"
 #include "cfd_peers.h"
+#include "cfd_reason.h"
 #include "cfd_route.h"
 #include "cfd_state.h"
 #include "msg.h"
@@ -254,55 +255,16 @@ static void reject_decode(struct cfd_slot *slot, int code,
 {
         slot->route = CFD_ROUTE_DEAD_LETTER;
         slot->error_code = msg_err_name(code);
-        if (merr->field[0])
-                snprintf(slot->reason, CFD_REASON_MAX,
-                         "%s: %s (byte %zu)", merr->field, merr->msg,
-                         merr->offset);
-        else
-                snprintf(slot->reason, CFD_REASON_MAX, "%s (byte %zu)",
-                         merr->msg, merr->offset);
-}
-
-static double row_sum(const double *p, unsigned k)
-{
-        double s = 0.0;
-
-        for (unsigned i = 0; i < k; i++)
-                s += p[i];
-        return s;
+        cfd_reason_decode(slot->reason, CFD_REASON_MAX, merr);
 }
 
 static void reject_row(struct cfd_loop *loop, struct cfd_slot *slot, int code,
                        int64_t label, size_t index)
 {
-        const struct cl_params *par = cl_state_params(loop->state);
-        const double *p = loop->probs;
-        char *r = slot->reason;
-        size_t n = CFD_REASON_MAX;
-
         slot->route = CFD_ROUTE_DEAD_LETTER;
         slot->error_code = cl_err_name(code);
-        switch (code) {
-        case CL_E_LABEL_RANGE:
-                snprintf(r, n, "label: %" PRId64 " is outside 0..%u", label,
-                         par->k - 1);
-                break;
-        case CL_E_NONFINITE:
-                snprintf(r, n, "pred_probs[%zu]: %g is not finite", index,
-                         p[index]);
-                break;
-        case CL_E_RANGE:
-                snprintf(r, n, "pred_probs[%zu]: %.17g is outside [0, 1]",
-                         index, p[index]);
-                break;
-        case CL_E_ROW_SUM:
-                snprintf(r, n, "pred_probs: values sum to %.17g, not 1 "
-                               "within %g", row_sum(p, par->k), par->sum_tol);
-                break;
-        default:
-                snprintf(r, n, "%s", cl_strerror(code));
-                break;
-        }
+        cfd_reason_row(slot->reason, CFD_REASON_MAX, code, label, index,
+                       loop->probs, cl_state_params(loop->state));
 }
 
 static void score(struct cfd_loop *loop, struct cfd_slot *slot)

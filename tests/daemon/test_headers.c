@@ -1,6 +1,7 @@
 /*
- * test_headers.c - daemon/cfd_headers.h: the output headers, and the
- * printf-free "%.6g" against printf itself.
+ * test_headers.c - daemon/cfd_headers.h: the output headers, the values
+ * formatted for them without librdkafka, and the printf-free "%.6g"
+ * against printf itself.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -129,6 +130,43 @@ static void test_cfd_headers_dead_letter_and_long_topic(void **state)
         rd_kafka_headers_destroy(h);
 }
 
+/* Each value at the start of its own buffer; extremes of each field. */
+static void test_cfd_headers_values_fills_every_buffer(void **state)
+{
+        const struct cl_verdict v = {.given = 0,
+                                     .suggested = 4294967295u,
+                                     .quality = 1e-5,
+                                     .threshold = 1.5};
+        const struct cfd_source src = {"labels", -1, -1};
+        struct cfd_header_values val;
+
+        (void)state;
+        memset(&val, 'x', sizeof(val));
+        cfd_headers_values(&val, &v, &src);
+        assert_string_equal(val.given, "0");
+        assert_string_equal(val.suggested, "4294967295");
+        assert_string_equal(val.quality, "1e-05");
+        assert_string_equal(val.threshold, "1.5");
+        assert_string_equal(val.source, "labels/0/0");
+}
+
+/* The topic gives way first, then the end of the numbers. */
+static void test_cfd_headers_format_source_cuts_to_fit(void **state)
+{
+        const struct cfd_source src = {"labels", 3, 42};
+        char buf[16];
+
+        (void)state;
+        assert_string_equal(cfd_headers_format_source(buf, 16, &src),
+                            "labels/3/42");
+        assert_string_equal(cfd_headers_format_source(buf, 12, &src),
+                            "labels/3/42");
+        assert_string_equal(cfd_headers_format_source(buf, 8, &src),
+                            "la/3/42");
+        assert_string_equal(cfd_headers_format_source(buf, 4, &src), "/3/");
+        assert_string_equal(cfd_headers_format_source(buf, 1, &src), "");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -136,6 +174,8 @@ int main(void)
                 cmocka_unit_test(test_cfd_headers_format_g6_random),
                 cmocka_unit_test(test_cfd_headers_verdict_carries_the_contract),
                 cmocka_unit_test(test_cfd_headers_dead_letter_and_long_topic),
+                cmocka_unit_test(test_cfd_headers_values_fills_every_buffer),
+                cmocka_unit_test(test_cfd_headers_format_source_cuts_to_fit),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
