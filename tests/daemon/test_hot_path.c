@@ -16,7 +16,8 @@
  * filters cannot be installed, those tests are skipped, saying so).
  *
  * Per item, as daemon/cfd_loop.c's score(), make_headers() and
- * account_slot() do it, with the loop's reused probability row:
+ * account_slot() do it, with the loop's reused probability row, calling
+ * the daemon's own functions:
  *
  * - msg_decode() of msgpack values made beforehand by msg_encode_label()
  *   (ids as integers and strings, labels as integers and class names,
@@ -25,15 +26,19 @@
  * - cl_observe() on a warm state with cl_params_init() defaults (warm-up
  *   hold, prune_by_noise_rate, 256 bins; for K = 100 only 20 of the 99
  *   off-diagonal joint cells per class are kept), nothing held;
- * - the text of the header values: quality and threshold through
+ * - the header values of a decided item: cfd_headers_values() of
+ *   daemon/cfd_headers.c, which cfd_headers_verdict() uses (given and
+ *   suggested labels, quality and threshold through
  *   cfd_headers_format_g6(), including values outside [1e-4, 10) that
- *   take its snprintf() fallback;
+ *   take its snprintf() fallback, and the source);
  * - the dead-letter text of a bad item: a decode error (MSG_E_PARSE for
  *   truncated, empty and trailing bytes, _TYPE, _WIDTH, _MISSING,
- *   _DUPLICATE, _LABEL) and a row that cl_observe() rejects (NaN,
- *   infinity, out of range, 1e300, a sum off the tolerance, a label out
- *   of range), with the error names and the reason written by the same
- *   snprintf() formats as reject_decode() and reject_row();
+ *   _DUPLICATE, _LABEL) through cfd_reason_decode(), and a row that
+ *   cl_observe() rejects (NaN, infinity, out of range, 1e300, a sum off
+ *   the tolerance, a label out of range) through cfd_reason_row(), both of
+ *   daemon/cfd_reason.c, which reject_decode() and reject_row() call; the
+ *   error names; the source through cfd_headers_format_source(), which
+ *   cfd_headers_dead_letter() uses;
  * - the metrics of the item: cfd_metrics_consumed(), _verdict() (top
  *   annotators), _dead_letter() and _delivered(), without an HTTP server.
  *
@@ -48,11 +53,12 @@
  *   per rd_kafka_header_add() in cfd_headers_verdict() and
  *   cfd_headers_dead_letter(), the produced message itself, the consumed
  *   messages.  librdkafka is not called here, so neither are those two
- *   functions nor the helpers that only they reach (format_uint(),
- *   format_source() in daemon/cfd_headers.c).
- * - reject_decode(), reject_row() and score() themselves: they are static
- *   in daemon/cfd_loop.c and reached only from a consumed Kafka message;
- *   their formats are copied below, so a change there is not seen here.
+ *   functions themselves, only the formatting they start with.
+ * - The glue in daemon/cfd_loop.c: score(), reject_decode(), reject_row()
+ *   and make_headers() are static and reached only from a consumed Kafka
+ *   message.  What they add to the functions above is assignments to the
+ *   slot and the cfd_source taken from the message; this test builds the
+ *   same calls itself, so a new call added there is not seen here.
  * - The warm-up hold.  core/cl_hold.c does not grow its buffer: it is
  *   allocated whole by cl_state_new() (cl_hold_init(): one calloc and
  *   three mallocs for cl_hold_capacity() rows, the larger of the warm-up
@@ -72,7 +78,6 @@
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <malloc.h>
 #include <math.h>
 #include <setjmp.h>
@@ -97,13 +102,14 @@
 
 #include "cfd_headers.h"
 #include "cfd_metrics.h"
+#include "cfd_reason.h"
 #include "cl.h"
 #include "msg.h"
 
 #define N_MSGS 4096u      /* messages made beforehand, used in turn */
 #define BAD_EVERY 16u     /* message i is bad when i % BAD_EVERY == 7 */
 #define ITEMS 100000u     /* measured items of steady state */
-#define REASON_SIZE 256u  /* struct cfd_slot's reason[] */
+#define REASON_SIZE 256u  /* CFD_REASON_MAX, daemon/cfd_loop_priv.h */
 
 /*
  * Counting allocations.
@@ -542,69 +548,54 @@ struct tally {
         unsigned long held;         /* CL_TAG_HELD: must not happen */
         unsigned long g6_fallback;  /* values outside [1e-4, 10) */
         unsigned long text_bytes;   /* keeps the formatted text used */
+        unsigned long empty_text;   /* a header value or reason left empty */
         unsigned decode_seen;       /* bit -code per MSG_E_* seen */
         unsigned row_seen;          /* bit -code per CL_E_* seen */
 };
 
-/* reject_decode() of daemon/cfd_loop.c. */
-static void reject_decode(char *reason, size_t size,
-                          const struct msg_error *merr)
+/* Where item seq comes from, as make_headers() takes it from the
+ * consumed message. */
+static struct cfd_source item_source(size_t seq)
 {
-        if (merr->field[0])
-                snprintf(reason, size, "%s: %s (byte %zu)", merr->field,
-                         merr->msg, merr->offset);
-        else
-                snprintf(reason, size, "%s (byte %zu)", merr->msg,
-                         merr->offset);
+        struct cfd_source src = {"labels", (int32_t)(seq % 64),
+                                 (int64_t)seq};
+
+        return src;
 }
 
-static double row_sum(const double *p, unsigned k)
-{
-        double s = 0.0;
-
-        for (unsigned i = 0; i < k; i++)
-                s += p[i];
-        return s;
-}
-
-/* reject_row() of daemon/cfd_loop.c. */
-static void reject_row(char *r, size_t n, const struct cl_params *par,
-                       const double *p, int code, int64_t label,
-                       size_t index)
-{
-        switch (code) {
-        case CL_E_LABEL_RANGE:
-                snprintf(r, n, "label: %" PRId64 " is outside 0..%u", label,
-                         par->k - 1);
-                break;
-        case CL_E_NONFINITE:
-                snprintf(r, n, "pred_probs[%zu]: %g is not finite", index,
-                         p[index]);
-                break;
-        case CL_E_RANGE:
-                snprintf(r, n, "pred_probs[%zu]: %.17g is outside [0, 1]",
-                         index, p[index]);
-                break;
-        case CL_E_ROW_SUM:
-                snprintf(r, n, "pred_probs: values sum to %.17g, not 1 "
-                               "within %g", row_sum(p, par->k), par->sum_tol);
-                break;
-        default:
-                snprintf(r, n, "%s", cl_strerror(code));
-                break;
-        }
-}
-
-/* A dead letter's error code and reason, as make_headers() gets them,
+/* A dead letter's source text, as cfd_headers_dead_letter() makes it,
  * and its metrics. */
 static void dead_letter(struct fixture *f, struct tally *t,
-                        const char *code, const char *reason, size_t i)
+                        const char *code, const char *reason, size_t seq)
 {
+        const struct cfd_source src = item_source(seq);
+        char source[CFD_HEADERS_SOURCE_MAX];
+
+        cfd_headers_format_source(source, sizeof(source), &src);
         cfd_metrics_dead_letter(f->metrics, code);
         cfd_metrics_delivered(f->metrics, f->topic_out[2],
-                              0.001 * (double)(i % 300));
+                              0.001 * (double)(seq % 300));
         t->dead_letters++;
-        t->text_bytes += strlen(code) + strlen(reason);
+        t->empty_text += !reason[0] || !source[0];
+        t->text_bytes += strlen(code) + strlen(reason) + strlen(source);
+}
+
+/* The header values of a decided item, as cfd_headers_verdict() makes
+ * them. */
+static void header_values(struct tally *t, const struct cl_verdict *v,
+                          size_t seq)
+{
+        const struct cfd_source src = item_source(seq);
+        struct cfd_header_values val;
+
+        cfd_headers_values(&val, v, &src);
+        t->g6_fallback += !(v->quality >= 1e-4 && v->quality < 10.0);
+        t->g6_fallback += !(v->threshold >= 1e-4 && v->threshold < 10.0);
+        t->empty_text += !val.given[0] || !val.suggested[0] ||
+                         !val.quality[0] || !val.threshold[0] ||
+                         !val.source[0];
+        t->text_bytes += strlen(val.quality) + strlen(val.threshold) +
+                         strlen(val.source) + strlen(v->reason);
 }
 
 static void one_item(struct fixture *f, size_t seq, struct tally *t)
@@ -620,7 +611,7 @@ static void one_item(struct fixture *f, size_t seq, struct tally *t)
         struct msg_label label = {.probs = f->probs};
         struct msg_error merr;
         struct cl_verdict v;
-        char reason[REASON_SIZE], quality[32], threshold[32];
+        char reason[REASON_SIZE];
         size_t index = 0;
         int rc;
 
@@ -632,8 +623,8 @@ static void one_item(struct fixture *f, size_t seq, struct tally *t)
         if (rc < 0) {
                 cur_step = STEP_DEAD_LETTER;
                 t->decode_seen |= 1u << -rc;
-                reject_decode(reason, sizeof(reason), &merr);
-                dead_letter(f, t, msg_err_name(rc), reason, i);
+                cfd_reason_decode(reason, sizeof(reason), &merr);
+                dead_letter(f, t, msg_err_name(rc), reason, seq);
                 cur_step = STEP_NONE;
                 return;
         }
@@ -644,21 +635,16 @@ static void one_item(struct fixture *f, size_t seq, struct tally *t)
         if (rc < 0) {
                 cur_step = STEP_DEAD_LETTER;
                 t->row_seen |= 1u << -rc;
-                reject_row(reason, sizeof(reason), cl_state_params(f->st),
-                           f->probs, rc, label.label, index);
-                dead_letter(f, t, cl_err_name(rc), reason, i);
+                cfd_reason_row(reason, sizeof(reason), rc, label.label, index,
+                               f->probs, cl_state_params(f->st));
+                dead_letter(f, t, cl_err_name(rc), reason, seq);
                 cur_step = STEP_NONE;
                 return;
         }
         if (v.tag == CL_TAG_HELD || cl_state_release_due(f->st))
                 t->held++;
         cur_step = STEP_FORMAT;
-        cfd_headers_format_g6(quality, sizeof(quality), v.quality);
-        cfd_headers_format_g6(threshold, sizeof(threshold), v.threshold);
-        t->g6_fallback += !(v.quality >= 1e-4 && v.quality < 10.0);
-        t->g6_fallback += !(v.threshold >= 1e-4 && v.threshold < 10.0);
-        t->text_bytes += strlen(quality) + strlen(threshold) +
-                         strlen(v.reason);
+        header_values(t, &v, seq);
         t->decided++;
         cur_step = STEP_METRICS;
         cfd_metrics_consumed(f->metrics, f->topic_in);
@@ -697,6 +683,7 @@ static void check_tally(const struct fixture *f, const struct tally *t,
         }
         assert_int_equal(t->items, n);
         assert_int_equal(t->unexpected, 0);
+        assert_int_equal(t->empty_text, 0);
         assert_int_equal(t->held, 0);
         assert_int_equal(t->dead_letters, bad);
         assert_int_equal(t->decided, n - bad);
