@@ -195,11 +195,70 @@ static double norm_margin(const double *p, const struct row_scan *s)
         return (p[s->label] - p[s->other] + 1.0) / 2.0;
 }
 
+/*
+ * Bin of a margin position, as bin_of() but without the position inside
+ * the bin, clamped with a max and a min rather than two early returns,
+ * as this runs K - 1 times per item.  last = bins - 1; a position in
+ * [last, bins) truncates to last either way.
+ */
+static unsigned margin_bin(double pos, double last)
+{
+        double c = pos > 0.0 ? pos : 0.0;
+
+        return (unsigned)(c < last ? c : last);
+}
+
+/*
+ * Adds the item to the margin trees of class i's cells, which are
+ * adjacent.  sh is a copy of the state's shape, so that the compiler
+ * knows the adds to the trees leave it alone and keeps it in registers
+ * across the cells.
+ */
+static inline void margins_add(struct cl_state *st,
+                               const struct cl_hist_shape *sh,
+                               const double *p, unsigned i, double w)
+{
+        const uint32_t *col = st->cell_col;
+        double *restrict mass = st->cell_mass;
+        double *restrict tree;
+        double own = p[i], half = st->half_bins, last = sh->bins - 1;
+        unsigned k = st->p.k;
+        size_t c = (size_t)i * st->cells, end = c + st->cells;
+
+        for (tree = cl_cell_tree(st, c); c < end; c++, tree += sh->nodes) {
+                unsigned j = col[c];
+
+                if (j == k)
+                        continue;
+                /* margin_pos() of p[i] - p[j]. */
+                cl_hist_add(tree, sh,
+                            margin_bin((own - p[j] + 1.0) * half, last), w);
+                mass[c] += w;
+        }
+}
+
+/* Trees of two levels (17 to 256 bins, the default 256 among them) have
+ * their own copy of the loop, where the assignment tells the compiler
+ * the depth and it drops the level loop: K - 1 adds per item make its
+ * tests a good part of the cost. */
+static void add_margins(struct cl_state *st, const double *p, unsigned i,
+                        double w)
+{
+        struct cl_hist_shape sh = st->shape;
+
+        if (sh.levels == 2) {
+                sh.levels = 2;
+                margins_add(st, &sh, p, i, w);
+        } else {
+                margins_add(st, &sh, p, i, w);
+        }
+}
+
 static void update_hists(struct cl_state *st, const double *p,
                          const struct row_scan *s, double w)
 {
         const struct cl_hist_shape *sh = &st->shape;
-        unsigned k = st->p.k, nb = st->p.bins, i = s->label;
+        unsigned nb = st->p.bins, i = s->label;
         double frac;
 
         if (st->h_sc) {
@@ -207,22 +266,8 @@ static void update_hists(struct cl_state *st, const double *p,
 
                 cl_hist_add(cl_class_tree(st, i), sh, b, w);
         }
-        if (st->h_mg) {
-                /* The S cells of class i are adjacent, trees too. */
-                size_t c = (size_t)i * st->cells;
-                double *tree = cl_cell_tree(st, c);
-
-                for (size_t end = c + st->cells; c < end; c++) {
-                        unsigned j = st->cell_col[c], b;
-
-                        tree += sh->nodes;
-                        if (j == k)
-                                continue;
-                        b = bin_of(margin_pos(st, p[i] - p[j]), nb, &frac);
-                        cl_hist_add(tree - sh->nodes, sh, b, w);
-                        st->cell_mass[c] += w;
-                }
-        }
+        if (st->h_mg)
+                add_margins(st, p, i, w);
         if (st->h_low) {
                 double x = st->p.filter == CL_FILTER_LOW_SELF_CONFIDENCE
                                    ? p[i]
@@ -323,27 +368,19 @@ static void quota_test(const double *tree, const struct cl_hist_shape *sh,
 }
 
 /*
- * The quota test of a tree whose cut (cl_state.h) may answer it: an item
- * at or above the cut, with the quota below the one the cut was found
- * for, has more than the quota strictly below it, so the exact test
- * would say "not fired, not borderline"; most items of a class are there.
- * Otherwise the exact test runs, and a cut that the quota has outgrown is
- * found again for CUT_HEADROOM times the quota, so that it lasts while
- * the quota grows.
+ * The exact quota test, for quota_check(); a cut that the quota has
+ * outgrown is found again for CUT_HEADROOM times the quota, so that it
+ * lasts while the quota grows.  Kept out of line: most items do not get
+ * here, and the callers' loops stay small.
  */
-static void quota_check(const double *tree, struct cl_cut *cut,
-                        const struct cl_hist_shape *sh, double pos,
-                        double quota, struct quota_test *q)
+static __attribute__((noinline)) void
+quota_check_exact(const double *tree, struct cl_cut *cut,
+                  const struct cl_hist_shape *sh, double pos, double quota,
+                  struct quota_test *q)
 {
         double target;
         unsigned c;
 
-        if (pos >= cut->pos && quota < cut->quota) {
-                q->fired = false;
-                q->borderline = false;
-                q->ratio = HUGE_VAL;
-                return;
-        }
         quota_test(tree, sh, pos, quota, q);
         if (quota < cut->quota)
                 return;
@@ -351,6 +388,26 @@ static void quota_check(const double *tree, struct cl_cut *cut,
         c = cl_hist_cut(tree, sh, target);
         cut->pos = c < sh->bins ? (double)c : HUGE_VAL;
         cut->quota = target;
+}
+
+/*
+ * The quota test of a tree whose cut (cl_state.h) may answer it: an item
+ * at or above the cut, with the quota below the one the cut was found
+ * for, has more than the quota strictly below it, so the exact test
+ * would say "not fired, not borderline"; most items of a class are there.
+ * Inline, so that in that case the caller sees constants.
+ */
+static inline void quota_check(const double *tree, struct cl_cut *cut,
+                               const struct cl_hist_shape *sh, double pos,
+                               double quota, struct quota_test *q)
+{
+        if (pos >= cut->pos && quota < cut->quota) {
+                q->fired = false;
+                q->borderline = false;
+                q->ratio = HUGE_VAL;
+                return;
+        }
+        quota_check_exact(tree, cut, sh, pos, quota, q);
 }
 
 /* Appends text at *out, stopping at end; returns the new position. */
