@@ -93,6 +93,37 @@ static void state_renormalise(struct cl_state *st)
         cl_state_cuts_reset(st);
 }
 
+/* What scan_row() has found so far. */
+struct scan_acc {
+        double sum;     /* of the values, in index order */
+        double low;     /* smallest value */
+        double other_p; /* largest value other than the label's */
+        unsigned other; /* its lowest index, K before any */
+        unsigned n_conf; /* confident classes other than the label */
+        unsigned conf;  /* one of them, K before any */
+};
+
+/* Values from .. to - 1 of the row, none of them the label's: a few
+ * compare-and-moves each, no branch but the loop's. */
+static inline void scan_others(struct scan_acc *a, const double *p,
+                               const double *thr_m, unsigned from,
+                               unsigned to)
+{
+        for (unsigned j = from; j < to; j++) {
+                double x = p[j];
+                bool confident = x >= thr_m[j];
+
+                a->sum += x;
+                a->low = x < a->low ? x : a->low;
+                a->n_conf += confident;
+                a->conf = confident ? j : a->conf;
+                if (x > a->other_p) {
+                        a->other_p = x;
+                        a->other = j;
+                }
+        }
+}
+
 /*
  * Confident guess (3.1), argmax, best other class and the final filter
  * (4.10), in one pass, which also checks the row: returns false when
@@ -101,64 +132,51 @@ static void state_renormalise(struct cl_state *st)
  * thr_label is the confidence bound of the given class with this item
  * counted, which cl_observe() finds before it changes the state.
  *
- * The loop keeps only what cannot be had afterwards: the sum, the
- * smallest value, the confident classes other than the label, and the
- * largest value other than the label with its lowest index.  The
- * argmax, the final filter and the range check follow from those, so
- * that each step is a few compare-and-moves without a branch.  Rows
- * with NaN or infinities get meaningless fields but are rejected.
+ * The pass keeps only what cannot be had afterwards (struct scan_acc);
+ * the argmax, the final filter and the range check follow from it.
+ * Rows with NaN or infinities get meaningless fields but are rejected.
  */
 static bool scan_row(const struct cl_state *st, const double *p,
                      unsigned label, double thr_label, struct row_scan *s)
 {
-        const double *restrict thr_m = st->thr_m;
-        unsigned k = st->p.k, n_conf = 0, conf = k, other = k;
-        double other_p = -HUGE_VAL, low = HUGE_VAL, sum = 0.0;
+        unsigned k = st->p.k;
         double own = p[label], lifted = own + CL_EPS, high;
-        bool valid, cleared;
+        struct scan_acc a = {.sum = 0.0, .low = HUGE_VAL,
+                             .other_p = -HUGE_VAL, .other = k,
+                             .n_conf = 0, .conf = k};
+        bool valid;
 
-        for (unsigned j = 0; j < k; j++) {
-                double x = p[j];
-                bool confident = x >= thr_m[j];
-
-                sum += x;
-                low = x < low ? x : low;
-                if (j == label)
-                        continue;
-                /* With one confident class, `conf` is that class. */
-                n_conf += confident;
-                conf = confident ? j : conf;
-                if (x > other_p) {
-                        other_p = x;
-                        other = j;
-                }
-        }
-        /* The given class, with its new threshold. */
+        scan_others(&a, p, st->thr_m, 0, label);
+        a.sum += own;
+        a.low = own < a.low ? own : a.low;
+        scan_others(&a, p, st->thr_m, label + 1, k);
+        /* The given class, with its new threshold.  With one confident
+         * class, a.conf is that class. */
         if (own >= thr_label) {
-                n_conf++;
-                conf = label;
+                a.n_conf++;
+                a.conf = label;
         }
         s->label = label;
         /* The lowest index of the largest value: label or other. */
-        s->argmax = own > other_p || (own == other_p && label < other)
+        s->argmax = own > a.other_p || (own == a.other_p && label < a.other)
                             ? label
-                            : other;
+                            : a.other;
         /* Pitfall 1: with two or more confident classes, the argmax of
          * the whole row, which need not be confident itself. */
-        s->guess = n_conf == 0 ? k : n_conf == 1 ? conf : s->argmax;
-        s->other = other;
+        s->guess = a.n_conf == 0 ? k : a.n_conf == 1 ? a.conf : s->argmax;
+        s->other = a.other;
         /* argmax of p with p[label] + EPS: a class above it, or equal
          * with a lower index, keeps the item; `other` is the lowest index
          * of the largest value among the classes that can. */
-        cleared = !(other_p > lifted || (other_p == lifted && other < label));
-        s->cleared = cleared;
+        s->cleared = !(a.other_p > lifted ||
+                       (a.other_p == lifted && a.other < label));
         /* In range iff the extremes are; a NaN anywhere makes the sum
          * NaN (and an infinity makes an extreme out of range).  The same
          * sum, in the same order, as cl_check_row(). */
-        high = own > other_p ? own : other_p;
-        valid = low >= -CL_EPS && high <= 1.0 + CL_EPS && sum == sum;
+        high = own > a.other_p ? own : a.other_p;
+        valid = a.low >= -CL_EPS && high <= 1.0 + CL_EPS && a.sum == a.sum;
         return valid && !(st->p.sum_tol > 0.0 &&
-                          fabs(sum - 1.0) > st->p.sum_tol);
+                          fabs(a.sum - 1.0) > st->p.sum_tol);
 }
 
 /* Bin of a score in [0, 1] (clamped), and the position inside it. */
