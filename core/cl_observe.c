@@ -388,13 +388,11 @@ static void quota_test(const double *tree, const struct cl_hist_shape *sh,
 /*
  * The exact quota test, for quota_check(); a cut that the quota has
  * outgrown is found again for CUT_HEADROOM times the quota, so that it
- * lasts while the quota grows.  Kept out of line: most items do not get
- * here, and the callers' loops stay small.
+ * lasts while the quota grows.  Most items do not get here.
  */
-static __attribute__((noinline)) void
-quota_check_exact(const double *tree, struct cl_cut *cut,
-                  const struct cl_hist_shape *sh, double pos, double quota,
-                  struct quota_test *q)
+static void quota_check_exact(const double *tree, struct cl_cut *cut,
+                              const struct cl_hist_shape *sh, double pos,
+                              double quota, struct quota_test *q)
 {
         double target;
         unsigned c;
