@@ -8,7 +8,7 @@ of the same key; only inputs created after the first output count
 (steady state).  METRICS.txt is the daemon's /metrics page, whose
 confidentd_delivery_latency_seconds histogram gives consume-to-delivery
 percentiles by linear interpolation inside a bucket.  Prints one line of
-key=value pairs.
+key=value pairs; a percentile without data is "nan".
 """
 import re
 import sys
@@ -26,9 +26,9 @@ def read_ts(path):
 
 def pct(sorted_vals, q):
     if not sorted_vals:
-        return float("nan")
+        return "nan"
     i = min(len(sorted_vals) - 1, int(q * len(sorted_vals)))
-    return sorted_vals[i]
+    return "%d" % sorted_vals[i]
 
 
 def hist_pct(buckets, q):
@@ -65,7 +65,7 @@ def main():
             m = pat.match(line)
             if m:
                 buckets.append((float(m.group(1)), int(m.group(2))))
-    print("steady=%d pairs=%d ts_p50_ms=%d ts_p99_ms=%d hist_count=%d "
+    print("steady=%d pairs=%d ts_p50_ms=%s ts_p99_ms=%s hist_count=%d "
           "hist_p50_ms=%.1f hist_p99_ms=%.1f"
           % (len(lat), len(pairs), pct(lat, 0.5), pct(lat, 0.99),
              buckets[-1][1] if buckets else 0,
