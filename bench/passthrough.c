@@ -1,9 +1,9 @@
 /*
  * passthrough.c - the baseline for the end-to-end benchmark: consume a
- * topic and produce every message's key and value, unchanged and without
- * headers, to one output topic, finishing batches as daemon/cfd_commit.c
- * does: a batch ends after --max-items messages or --interval-ms since
- * its first message; then
+ * topic and produce every message's key and value, unchanged (with no
+ * headers unless --headers), to one output topic, finishing batches as
+ * daemon/cfd_commit.c does: a batch ends after --max-items messages or
+ * --interval-ms since its first message; then
  *
  *   at_least_once: wait until every output is acknowledged, commit the
  *                  offsets (asynchronously);
